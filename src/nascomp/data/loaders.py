@@ -1,0 +1,85 @@
+"""Batches of normalised images for a model: ``(x - mean) / std`` with the model's own constants.
+
+In-memory image sets are batched by slicing one tensor (no per-item Python work); large image sets
+(ImageNet-size files) are decoded lazily, resized and centre-cropped to the model's input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from ..models.registry import ModelCfg
+from .sources import ImageSet, load_image
+
+
+class ImageBatches:
+    """Iterate ``(x, y)`` batches of ``imageset`` normalised for ``cfg``.
+
+    ``augment=True`` applies the standard CIFAR augmentation (random crop with 4-pixel zero padding and a
+    horizontal flip) per image. ``shuffle`` draws a new order each pass from a generator seeded by ``seed``
+    and the pass number, so a resumed run sees the same order.
+    """
+
+    def __init__(self, imageset: ImageSet, cfg: ModelCfg, batch_size: int = 256, shuffle: bool = False,
+                 augment: bool = False, seed: int = 0, drop_last: bool = False):
+        self.imageset, self.cfg = imageset, cfg
+        self.batch_size, self.shuffle, self.augment, self.seed, self.drop_last = batch_size, shuffle, augment, seed, drop_last
+        self.epoch = 0
+        self.mean = torch.tensor(cfg.mean).view(1, -1, 1, 1)
+        self.std = torch.tensor(cfg.std).view(1, -1, 1, 1)
+
+    def __len__(self) -> int:
+        n = len(self.imageset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.imageset)
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
+        self.epoch += 1
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            x = self._pixels(idx)
+            if self.augment:
+                x = random_crop_flip(x, gen)
+            yield (x - self.mean) / self.std, self.imageset.labels[idx]
+
+    def _pixels(self, idx: torch.Tensor) -> torch.Tensor:
+        """Images ``idx`` as float in [0, 1] at the model's input size."""
+        c, h, w = self.cfg.input_size
+        if self.imageset.images is not None:
+            x = self.imageset.images[idx].float().div_(255.0)
+            if x.shape[1] != c:
+                x = x.mean(1, keepdim=True) if c == 1 else x.expand(-1, c, -1, -1)
+            if x.shape[-2:] != (h, w):
+                x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+            return x
+        assert self.imageset.files is not None
+        return torch.stack([_resize_center_crop(load_image(self.imageset.files[i], c), h) for i in idx.tolist()])
+
+
+def _resize_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
+    """ImageNet evaluation transform: shorter side to size*256/224, centre crop ``size``, in [0, 1]."""
+    x = img.float().div(255.0).unsqueeze(0)
+    short = round(size * 256 / 224)
+    h, w = x.shape[-2:]
+    scale = short / min(h, w)
+    x = F.interpolate(x, size=(max(short, round(h * scale)), max(short, round(w * scale))),
+                      mode="bilinear", align_corners=False, antialias=True)
+    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+    return x[0, :, top:top + size, left:left + size]
+
+
+def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Per-image random crop of the zero-padded image (padding ``pad``) and a horizontal flip with p = 0.5."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).tolist()
+    flip = torch.rand(n, generator=gen) < 0.5
+    out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+    out[flip] = out[flip].flip(-1)
+    return out

@@ -1,0 +1,25 @@
+"""``nascomp eval``: accuracy of a checkpoint, or of the quantized student saved in a dfq run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data import ImageBatches, open_images
+from ..engine import Accuracy, evaluate, resolve_device
+from ..errors import ConfigError
+from ..export.student import is_student_folder, load_student
+from ..models import create_model
+
+
+def evaluate_checkpoint(model_name: str | None, weights: str, data: str, batch_size: int = 500,
+                        device: str = "auto") -> Accuracy:
+    if Path(weights).is_dir() and is_student_folder(weights):
+        model = load_student(weights)
+    elif model_name is None:
+        raise ConfigError("--model is needed unless --weights is a dfq run folder with a saved student")
+    else:
+        model = create_model(model_name, weights)
+    dev = resolve_device(device)
+    cfg = model.default_cfg
+    imageset = open_images(data, split="test", channels=cfg.input_size[0])
+    return evaluate(model.to(dev), ImageBatches(imageset, cfg, batch_size=batch_size), dev)

@@ -1,0 +1,278 @@
+"""Data-free quantization: a generator learns images the frozen teacher recognises (L_r = CE + 0.1 BNS), and
+those images calibrate and fine-tune a fake-quantized student by knowledge distillation (GDFQ, Xu et al.
+ECCV 2020). Two schedules share the same steps:
+
+- ``gdfq`` (GDFQ's loop, the ``paper`` preset): each iteration one generator step, then one student KD step
+  on the detached batch; during the warm-up epochs only the generator trains while the student's activation
+  ranges observe the batches, then the ranges are frozen (PTQ is evaluated at that point).
+- ``calibset`` (the ``quick`` preset): train the generator ``gen_steps`` steps, draw a fixed set of
+  ``calib_size`` images with the teacher's logits, calibrate the ranges on it (PTQ), then fine-tune the
+  student for ``epochs`` passes over the set.
+
+Accuracy is reported at the last epoch; the best epoch (selected on the evaluation data) only as a second,
+labelled figure. Every epoch ends with an atomic checkpoint, so ``--resume`` continues where a run stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..config import DFQConfig, to_dict
+from ..engine import (
+    RunDir,
+    evaluate,
+    fmt_losses,
+    progress,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+from ..errors import ConfigError
+from ..export.student import save_student
+from ..quant import check_bits, freeze_ranges, quantize_model, set_observing
+from ..recon import BNStatistics, freeze_teacher, generator_step
+from .kd import kd_loss
+from .sources import build_generator, eval_batches, load_teacher
+
+
+@dataclass
+class Progress:
+    """What a checkpoint must restore besides the modules and optimizers."""
+
+    phase: str = "generator"  # generator -> calibrate -> finetune -> done   (calibset)
+    step: int = 0  # generator steps done (calibset) / epochs done (gdfq, finetune)
+    fp_top1: float | None = None
+    ptq_top1: float | None = None
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class DFQRun:
+    """One data-free quantization run; ``run()`` returns the metrics dict also written to metrics.json."""
+
+    def __init__(self, cfg: DFQConfig, out: str | None = None, force: bool = False, resume: str | None = None,
+                 quiet: bool = False):
+        self.cfg, self.quiet = check_config(cfg), quiet
+        self.device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)
+        self.teacher = freeze_teacher(load_teacher(cfg)).to(self.device)
+        self.eval_data = eval_batches(cfg, self.teacher)
+        config = to_dict(cfg)
+        self.rundir = RunDir.resume(resume, config) if resume else RunDir.create(out, "dfq", config, force)
+        self.bns = BNStatistics(self.teacher)
+        self.generator = build_generator(cfg, self.teacher).to(self.device).train()
+        self.gen_opt = (torch.optim.Adam(self.generator.parameters(), lr=cfg.gen_lr, betas=(0.5, 0.999))
+                        if self.generator.trainable else None)
+        self.student = quantize_model(self.teacher, cfg.wbits, cfg.abits, cfg.weight_observer, cfg.act_observer)
+        for p in self.student.parameters():
+            p.requires_grad_(True)
+        self.student_opt = torch.optim.SGD(self.student.parameters(), lr=cfg.student_lr, momentum=0.9,
+                                           nesterov=True, weight_decay=cfg.weight_decay)
+        self.calib: dict[str, torch.Tensor] = {}
+        self.state = Progress()
+        if resume:
+            self._restore()
+
+    # --- steps shared by both schedules -------------------------------------------------------------------
+    def _generator_step(self):
+        return generator_step(self.generator, self.teacher, self.bns, self.cfg.batch_size, self.gen_opt, self.device)
+
+    def _student_step(self, images: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor) -> float:
+        """One KD step; the student's BN layers use their running (teacher) statistics (eval mode)."""
+        self.student.eval()
+        cfg = self.cfg
+        loss = kd_loss(self.student(images), teacher_logits, labels, cfg.temperature, cfg.kd_weight, cfg.ce_weight)
+        self.student_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.student_opt.step()
+        return loss.item()
+
+    def _evaluate(self, model: nn.Module) -> float:
+        return evaluate(model, self.eval_data, self.device).top1
+
+    def _log(self, message: str) -> None:
+        self.rundir.log.info(message)
+        if not self.quiet:
+            tqdm.write(message)
+
+    def _end_epoch(self, epoch: int, losses: dict[str, float]) -> None:
+        row = {"epoch": epoch, **losses}
+        last = epoch == self._total_epochs()
+        if last or (self.cfg.eval_every and epoch % self.cfg.eval_every == 0):
+            row["top1"] = self._evaluate(self.student)
+        self.state.history.append(row)
+        self._log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+
+    def _total_epochs(self) -> int:
+        return self.cfg.epochs
+
+    # --- schedules ---------------------------------------------------------------------------------------
+    def _run_calibset(self) -> None:
+        cfg, st = self.cfg, self.state
+        if st.phase == "generator":
+            bar = progress(range(st.step, cfg.gen_steps if self.gen_opt else 0), "generator", quiet=self.quiet)
+            for st.step in bar:
+                batch = self._generator_step()
+                bar.set_postfix(fmt_losses({"L_r": batch.loss, "bns": batch.bns}))
+            st.phase, st.step = "calibrate", 0
+            self._draw_calibration_set()
+            self._checkpoint()
+        if st.phase == "calibrate":
+            self._observe(self._calib_batches(shuffle=False))
+            st.ptq_top1 = self._evaluate(self.student)
+            self._log(f"PTQ W{cfg.wbits}A{cfg.abits}: top1={st.ptq_top1:.2f}")
+            st.phase = "finetune"
+            self._checkpoint()
+        bar = progress(range(st.step, cfg.epochs), "fine-tune", quiet=self.quiet)
+        for epoch in bar:
+            losses = [self._student_step(*b) for b in self._calib_batches(shuffle=True)]
+            self._scheduler_step()
+            self._end_epoch(epoch + 1, {"kd": sum(losses) / max(len(losses), 1)})
+            bar.set_postfix(fmt_losses({"kd": self.state.history[-1]["kd"]}))
+            st.step = epoch + 1
+            self._checkpoint()
+
+    @torch.no_grad()
+    def _draw_calibration_set(self) -> None:
+        images, labels, logits, bns = [], [], [], []
+        for _ in range(-(-self.cfg.calib_size // self.cfg.batch_size)):
+            batch = generator_step(self.generator, self.teacher, self.bns, self.cfg.batch_size, None, self.device)
+            images.append(batch.images), labels.append(batch.labels), logits.append(batch.teacher_logits)
+            bns.append(batch.bns)
+        n = self.cfg.calib_size
+        self.calib = {"images": torch.cat(images)[:n], "labels": torch.cat(labels)[:n], "logits": torch.cat(logits)[:n]}
+        self._log(f"calibration set: {n} generated images, BNS {sum(bns) / len(bns):.4g}")
+
+    def _calib_batches(self, shuffle: bool):
+        n, bs = len(self.calib["labels"]), self.cfg.batch_size
+        order = torch.randperm(n) if shuffle else torch.arange(n)
+        for start in range(0, n, bs):
+            idx = order[start:start + bs]
+            yield self.calib["images"][idx], self.calib["labels"][idx], self.calib["logits"][idx]
+
+    @torch.no_grad()
+    def _observe(self, batches) -> None:
+        """Activation ranges observe ``batches`` (forward only), then freeze; weight clipping is chosen."""
+        self.student.eval()
+        set_observing(self.student, True)
+        for images, *_ in batches:
+            self.student(images)
+        freeze_ranges(self.student)
+
+    def _run_gdfq(self) -> None:
+        cfg, st = self.cfg, self.state
+        for epoch in range(st.step, cfg.epochs):
+            warm = epoch < cfg.warmup_epochs
+            set_observing(self.student, warm)
+            bar = progress(range(cfg.iters_per_epoch), f"epoch {epoch + 1}/{cfg.epochs}", quiet=self.quiet)
+            sums = {"L_r": 0.0, "bns": 0.0, "kd": 0.0}
+            for _ in bar:
+                batch = self._generator_step()
+                if warm:
+                    with torch.no_grad():
+                        self.student.eval()(batch.images)
+                    kd = 0.0
+                else:
+                    kd = self._student_step(batch.images, batch.labels, batch.teacher_logits)
+                for k, v in (("L_r", batch.loss), ("bns", batch.bns), ("kd", kd)):
+                    sums[k] += v / cfg.iters_per_epoch
+                bar.set_postfix(fmt_losses({"L_r": batch.loss, "bns": batch.bns, "kd": kd}))
+            if epoch + 1 == cfg.warmup_epochs:
+                freeze_ranges(self.student)
+                st.ptq_top1 = self._evaluate(self.student)
+                self._log(f"PTQ W{cfg.wbits}A{cfg.abits} after warm-up: top1={st.ptq_top1:.2f}")
+            self._scheduler_step()
+            self._end_epoch(epoch + 1, sums)
+            st.step = epoch + 1
+            self._checkpoint()
+
+    def _scheduler_step(self) -> None:
+        """Step decay: both learning rates x0.1 at each milestone epoch passed (GDFQ's MultiStepLR)."""
+        done = self.state.step + 1
+        decay = 0.1 ** sum(done >= m for m in self.cfg.milestones)
+        for opt, base in ((self.gen_opt, self.cfg.gen_lr), (self.student_opt, self.cfg.student_lr)):
+            for group in opt.param_groups if opt is not None else []:
+                group["lr"] = base * decay
+
+    # --- checkpoint / resume -----------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        self.state.seconds = self._seconds()
+        self.rundir.save_checkpoint({
+            "progress": self.state.__dict__, "generator": self.generator.state_dict(),
+            "student": self.student.state_dict(), "student_opt": self.student_opt.state_dict(),
+            "gen_opt": self.gen_opt.state_dict() if self.gen_opt else None,
+            "calib": self.calib, "rng": rng_state(),
+        })
+
+    def _restore(self) -> None:
+        ckpt = self.rundir.load_checkpoint()
+        if ckpt is None:
+            self._log("no checkpoint yet: starting from the beginning")
+            return
+        self.state = Progress(**ckpt["progress"])
+        self.generator.load_state_dict(ckpt["generator"])
+        self.student.load_state_dict(ckpt["student"])
+        self.student_opt.load_state_dict(ckpt["student_opt"])
+        if self.gen_opt is not None:
+            self.gen_opt.load_state_dict(ckpt["gen_opt"])
+        self.calib = ckpt["calib"]
+        set_rng_state(ckpt["rng"])
+        self._log(f"resumed at phase {self.state.phase}, step {self.state.step}")
+
+    def _seconds(self) -> float:
+        return self._elapsed_before + time.perf_counter() - self._t0
+
+    # --- the whole run -----------------------------------------------------------------------------------
+    def run(self) -> dict:
+        self._t0, self._elapsed_before = time.perf_counter(), self.state.seconds
+        st = self.state
+        if st.fp_top1 is None:
+            st.fp_top1 = self._evaluate(self.teacher)
+            self._log(f"FP teacher {self.cfg.model}: top1={st.fp_top1:.2f}")
+        if st.phase != "done":
+            self._run_calibset() if self.cfg.schedule == "calibset" else self._run_gdfq()
+            st.phase = "done"
+            self._checkpoint()
+        metrics = self._metrics()
+        save_student(self.student, self.rundir.path)
+        self.rundir.write_json("metrics.json", metrics)
+        self.rundir.close()
+        return metrics
+
+    def _metrics(self) -> dict:
+        st, cfg = self.state, self.cfg
+        scored = [r for r in st.history if "top1" in r]
+        best = max(scored, key=lambda r: r["top1"]) if scored else None
+        return {
+            "fp_top1": st.fp_top1, "ptq_top1": st.ptq_top1,
+            "dfq_top1": scored[-1]["top1"] if scored else st.ptq_top1,
+            "dfq_best_top1": best["top1"] if best else None, "dfq_best_epoch": best["epoch"] if best else None,
+            "wbits": cfg.wbits, "abits": cfg.abits, "generator": cfg.generator, "schedule": cfg.schedule,
+            "seconds": round(self._seconds(), 2), "run_dir": str(self.rundir.path), "history": st.history,
+        }
+
+
+def check_config(cfg: DFQConfig) -> DFQConfig:
+    """Reject settings that cannot run, with the fix in the message."""
+    check_bits(cfg.wbits, "wbits"), check_bits(cfg.abits, "abits")
+    if cfg.schedule not in ("gdfq", "calibset"):
+        raise ConfigError(f"unknown schedule {cfg.schedule!r}; choose gdfq or calibset")
+    if cfg.schedule == "gdfq" and not (1 <= cfg.warmup_epochs <= cfg.epochs and cfg.iters_per_epoch > 0):
+        raise ConfigError("the gdfq schedule needs 1 <= warmup_epochs <= epochs and iters_per_epoch > 0")
+    if cfg.schedule == "calibset" and cfg.calib_size < 1:
+        raise ConfigError("the calibset schedule needs calib_size >= 1")
+    if cfg.batch_size < 2:
+        raise ConfigError(f"batch_size={cfg.batch_size}: BN statistics need a batch of at least 2")
+    return cfg
+
+
+def run_dfq(cfg: DFQConfig, out: str | None = None, force: bool = False, resume: str | None = None,
+            quiet: bool = False) -> dict:
+    """Run data-free quantization with ``cfg``; returns the metrics (also in ``<run>/metrics.json``)."""
+    return DFQRun(cfg, out, force, resume, quiet).run()

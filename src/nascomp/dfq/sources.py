@@ -1,0 +1,43 @@
+"""Building the pieces a DFQ run needs from its config: the teacher, the evaluation data, the generator."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..config import DFQConfig
+from ..data import ImageBatches, open_images
+from ..errors import ConfigError
+from ..models import create_model
+from ..recon import GaussianNoise, GDFQGenerator, ImageSource
+
+
+def load_teacher(cfg: DFQConfig) -> nn.Module:
+    """The full-precision model: the built-in demo teacher, or ``--model`` with ``--weights``."""
+    if cfg.model == "demo_net" and cfg.weights is None:
+        from ..demo import demo_teacher
+
+        return demo_teacher()
+    if cfg.weights is None:
+        raise ConfigError(f"--model {cfg.model} needs --weights PATH (a trained checkpoint); data-free "
+                          "quantization of random weights means nothing")
+    return create_model(cfg.model, cfg.weights).eval()
+
+
+def eval_batches(cfg: DFQConfig, teacher: nn.Module) -> ImageBatches:
+    """The labelled evaluation set, normalised with the teacher's constants."""
+    mcfg = teacher.default_cfg
+    imageset = open_images(cfg.data, split="test", channels=mcfg.input_size[0])
+    if int(imageset.labels.max()) >= mcfg.num_classes:
+        raise ConfigError(f"data {cfg.data} has {len(imageset.classes)} classes but {cfg.model} predicts "
+                          f"{mcfg.num_classes}; pass the evaluation set of the model's task")
+    return ImageBatches(imageset, mcfg, batch_size=cfg.eval_batch_size)
+
+
+def build_generator(cfg: DFQConfig, teacher: nn.Module) -> ImageSource:
+    """``gdfq`` (GDFQ's generator) or ``noise`` (Gaussian control); searched generators plug in here."""
+    mcfg = teacher.default_cfg
+    if cfg.generator == "gdfq":
+        return GDFQGenerator(mcfg.num_classes, mcfg.input_size)
+    if cfg.generator == "noise":
+        return GaussianNoise(mcfg.num_classes, mcfg.input_size)
+    raise ConfigError(f"unknown generator {cfg.generator!r}; choose gdfq or noise")

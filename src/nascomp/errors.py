@@ -1,0 +1,23 @@
+"""The one error type for mistakes a user can make (the CLI prints it as one line and exits 2)."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem the user caused and can fix: the message names the problem and the fix."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint is missing, corrupt, or does not fit the model."""
+
+
+class DataError(UserError):
+    """A data path or archive is missing, empty, broken or of the wrong layout."""
+
+
+class ConfigError(UserError):
+    """An option value is invalid (bit width, preset, device, genotype, ...)."""
+
+
+class RunDirError(UserError):
+    """A run folder cannot be created, would be overwritten, or belongs to another config."""

@@ -1,0 +1,77 @@
+import json
+
+import pytest
+import torch
+
+from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
+from nascomp.dfq import DFQRun, kd_loss, run_dfq
+from nascomp.export.student import load_student
+
+TINY = dict(gen_steps=10, calib_size=128, epochs=3, batch_size=32, eval_every=1)
+TINY_GDFQ = dict(schedule="gdfq", epochs=3, iters_per_epoch=3, warmup_epochs=1, batch_size=32,
+                 act_observer="ema", weight_observer="minmax")
+
+
+def _cfg(**kw) -> DFQConfig:
+    return resolve(DFQConfig, DFQ_PRESETS, "demo", {**TINY, **kw})
+
+
+def _comparable(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in ("seconds", "run_dir")}
+
+
+def test_kd_loss_is_zero_kl_plus_ce_when_student_equals_teacher():
+    logits, y = torch.randn(4, 10), torch.tensor([1, 2, 3, 4])
+    assert torch.allclose(kd_loss(logits, logits, y), torch.nn.functional.cross_entropy(logits, y), atol=1e-6)
+    assert kd_loss(logits, -logits, y) > kd_loss(logits, logits, y)
+
+
+def test_end_to_end_demo_run_writes_the_run_folder(tmp_path, demo_teacher):
+    metrics = run_dfq(_cfg(), out=str(tmp_path / "run"), quiet=True)
+    run = tmp_path / "run"
+    for name in ("config.yaml", "log.txt", "checkpoint.pt", "metrics.json", "student.safetensors", "quant_spec.json"):
+        assert (run / name).is_file(), name
+    assert metrics["fp_top1"] > 90 and metrics["ptq_top1"] > 50 and metrics["dfq_top1"] > 50
+    assert json.loads((run / "metrics.json").read_text())["dfq_top1"] == metrics["dfq_top1"]
+    spec = json.loads((run / "quant_spec.json").read_text())
+    assert spec["wbits"] == 4 and spec["layers"]["features.3"]["abits"] == 4
+    from nascomp.dfq.evaluate import evaluate_checkpoint
+
+    assert evaluate_checkpoint(None, str(run), "demo").top1 == pytest.approx(metrics["dfq_top1"])
+    assert load_student(run).features[0].act_quant.frozen
+
+
+def test_same_seed_gives_the_same_numbers(tmp_path):
+    a = run_dfq(_cfg(), out=str(tmp_path / "a"), quiet=True)
+    b = run_dfq(_cfg(), out=str(tmp_path / "b"), quiet=True)
+    assert _comparable(a) == _comparable(b)
+
+
+@pytest.mark.parametrize("kw", [{}, TINY_GDFQ], ids=["calibset", "gdfq"])
+def test_interrupted_run_resumed_gives_the_same_final_metrics(tmp_path, monkeypatch, kw):
+    full = run_dfq(_cfg(**kw), out=str(tmp_path / "full"), quiet=True)
+    original = DFQRun._end_epoch
+
+    def interrupt_at_epoch_2(self, epoch, losses):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        original(self, epoch, losses)
+
+    monkeypatch.setattr(DFQRun, "_end_epoch", interrupt_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_dfq(_cfg(**kw), out=str(tmp_path / "cut"), quiet=True)
+    monkeypatch.setattr(DFQRun, "_end_epoch", original)
+    resumed = run_dfq(_cfg(**kw), resume=str(tmp_path / "cut"), quiet=True)
+    assert _comparable(resumed) == _comparable(full)
+
+
+def test_gdfq_schedule_freezes_ranges_after_warm_up(tmp_path):
+    metrics = run_dfq(_cfg(**TINY_GDFQ), out=str(tmp_path / "g"), quiet=True)
+    assert metrics["ptq_top1"] is not None and [r["epoch"] for r in metrics["history"]] == [1, 2, 3]
+    student = load_student(tmp_path / "g")
+    assert all(m.act_quant.frozen for m in student.modules() if hasattr(m, "act_quant"))
+
+
+def test_noise_control_runs_without_generator_training(tmp_path):
+    metrics = run_dfq(_cfg(generator="noise", epochs=1), out=str(tmp_path / "n"), quiet=True)
+    assert metrics["generator"] == "noise" and metrics["dfq_top1"] is not None

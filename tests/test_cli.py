@@ -1,0 +1,95 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from nascomp.cli import main
+from shared_data import shared_weights
+
+TINY = ["--gen-steps", "5", "--calib-size", "64", "--epochs", "1", "--batch-size", "32", "--quiet"]
+
+
+def _error_line(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_dfq_json_last_line_has_the_documented_keys(tmp_path, capsys):
+    assert main(["dfq", "--out", str(tmp_path / "r"), "--json", *TINY]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result) >= {"fp_top1", "ptq_top1", "dfq_top1", "wbits", "abits", "seconds", "run_dir"}
+    assert main(["eval", "--weights", result["run_dir"], "--data", "demo", "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ev["n"] == 497 and ev["top1"] == pytest.approx(result["dfq_top1"])
+
+
+def test_bare_dfq_prints_a_table(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["dfq", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "FP teacher" in out and "PTQ" in out and "DFQ (last epoch)" in out
+    assert len(list((tmp_path / "runs").iterdir())) == 1
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["dfq", "--wbits", "9"], "wbits=9 is not supported"),
+    (["dfq", "--abits", "1"], "abits=1 is not supported"),
+    (["dfq", "--model", "resnet99", "--weights", "x.pt"], "unknown model"),
+    (["dfq", "--model", "cifar_resnet20", "--weights", "missing.th"], "not found"),
+    (["dfq", "--data", "no/such/folder"], "not found"),
+    (["dfq", "--preset", "fast"], "unknown preset"),
+    (["eval", "--model", "demo_net", "--weights", "missing.pt", "--data", "demo"], "not found"),
+])
+def test_user_errors_are_one_line_and_exit_2(capsys, argv, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert message in _error_line(capsys, argv)
+
+
+def test_corrupt_and_mismatched_checkpoints(tmp_path, capsys):
+    bad = tmp_path / "bad.th"
+    bad.write_bytes(b"garbage")
+    assert "could not be read" in _error_line(capsys, ["eval", "--model", "cifar_resnet20", "--weights", str(bad), "--data", "demo"])
+    assert bad.read_bytes() == b"garbage"
+    line = _error_line(capsys, ["eval", "--model", "cifar_resnet56", "--weights", str(shared_weights(20)), "--data", "demo"])
+    assert "does not fit cifar_resnet56" in line and "cifar_resnet20" in line
+
+
+def test_wrong_data_folder_and_broken_archive(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert "no class folders" in _error_line(capsys, ["dfq", "--data", str(tmp_path / "empty"), *TINY])
+    broken = tmp_path / "b.tar.gz"
+    broken.write_bytes(b"nope")
+    assert "broken" in _error_line(capsys, ["dfq", "--data", str(broken), *TINY])
+
+
+def test_existing_run_folder_is_never_overwritten_without_force(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert "already holds files" in _error_line(capsys, ["dfq", "--out", str(out), *TINY])
+    assert "not a nascomp run folder" in _error_line(capsys, ["dfq", "--out", str(out), "--force", *TINY])
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_unwritable_output_is_a_user_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert "cannot write" in _error_line(capsys, ["dfq", "--out", str(blocker / "sub"), *TINY])
+
+
+def test_resume_with_another_config_is_refused(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert main(["dfq", "--out", out, *TINY]) == 0
+    line = _error_line(capsys, ["dfq", "--resume", out, "--wbits", "3", *TINY])
+    assert "another config" in line and "wbits" in line
+    assert "no run folder" in _error_line(capsys, ["dfq", "--resume", str(tmp_path / "nothing"), *TINY])
+
+
+def test_console_script_exits_2_with_one_line():
+    proc = subprocess.run([sys.executable, "-m", "nascomp.cli", "dfq", "--wbits", "1"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "wbits=1" in proc.stderr
+    assert torch.__version__.startswith("2.14.1")
