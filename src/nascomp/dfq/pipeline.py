@@ -51,6 +51,9 @@ class Progress:
     ptq_top1: float | None = None
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    calib_lr: float | None = None  # L_r and BNS of the generated calibration images (calibset) or of the
+    calib_bns: float | None = None  # last epoch's generator batches (gdfq)
+    timing: dict[str, list[float]] = field(default_factory=dict)  # part -> [seconds, count]
 
 
 class DFQRun:
@@ -80,10 +83,21 @@ class DFQRun:
             self._restore()
 
     # --- steps shared by both schedules -------------------------------------------------------------------
+    def _timed(self, part: str, fn, *args):
+        t0 = time.perf_counter()
+        out = fn(*args)
+        seconds, count = self.state.timing.get(part, [0.0, 0])
+        self.state.timing[part] = [seconds + time.perf_counter() - t0, count + 1]
+        return out
+
     def _generator_step(self):
-        return generator_step(self.generator, self.teacher, self.bns, self.cfg.batch_size, self.gen_opt, self.device)
+        return self._timed("generator_step", generator_step, self.generator, self.teacher, self.bns,
+                           self.cfg.batch_size, self.gen_opt, self.device)
 
     def _student_step(self, images: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor) -> float:
+        return self._timed("student_step", self._kd_step, images, labels, teacher_logits)
+
+    def _kd_step(self, images: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor) -> float:
         """One KD step; the student's BN layers use their running (teacher) statistics (eval mode)."""
         self.student.eval()
         cfg = self.cfg
@@ -94,7 +108,7 @@ class DFQRun:
         return loss.item()
 
     def _evaluate(self, model: nn.Module) -> float:
-        return evaluate(model, self.eval_data, self.device).top1
+        return self._timed("evaluation", evaluate, model, self.eval_data, self.device).top1
 
     def _log(self, message: str) -> None:
         self.rundir.log.info(message)
@@ -140,14 +154,15 @@ class DFQRun:
 
     @torch.no_grad()
     def _draw_calibration_set(self) -> None:
-        images, labels, logits, bns = [], [], [], []
+        images, labels, logits, bns, lr = [], [], [], [], []
         for _ in range(-(-self.cfg.calib_size // self.cfg.batch_size)):
             batch = generator_step(self.generator, self.teacher, self.bns, self.cfg.batch_size, None, self.device)
             images.append(batch.images), labels.append(batch.labels), logits.append(batch.teacher_logits)
-            bns.append(batch.bns)
+            bns.append(batch.bns), lr.append(batch.loss)
         n = self.cfg.calib_size
         self.calib = {"images": torch.cat(images)[:n], "labels": torch.cat(labels)[:n], "logits": torch.cat(logits)[:n]}
-        self._log(f"calibration set: {n} generated images, BNS {sum(bns) / len(bns):.4g}")
+        self.state.calib_bns, self.state.calib_lr = sum(bns) / len(bns), sum(lr) / len(lr)
+        self._log(f"calibration set: {n} generated images, L_r {self.state.calib_lr:.4g}, BNS {self.state.calib_bns:.4g}")
 
     def _calib_batches(self, shuffle: bool):
         n, bs = len(self.calib["labels"]), self.cfg.batch_size
@@ -187,6 +202,7 @@ class DFQRun:
                 freeze_ranges(self.student)
                 st.ptq_top1 = self._evaluate(self.student)
                 self._log(f"PTQ W{cfg.wbits}A{cfg.abits} after warm-up: top1={st.ptq_top1:.2f}")
+            st.calib_lr, st.calib_bns = sums["L_r"], sums["bns"]
             self._scheduler_step()
             self._end_epoch(epoch + 1, sums)
             st.step = epoch + 1
@@ -254,6 +270,8 @@ class DFQRun:
             "dfq_top1": scored[-1]["top1"] if scored else st.ptq_top1,
             "dfq_best_top1": best["top1"] if best else None, "dfq_best_epoch": best["epoch"] if best else None,
             "wbits": cfg.wbits, "abits": cfg.abits, "generator": cfg.generator, "schedule": cfg.schedule,
+            "calib_lr": st.calib_lr, "calib_bns": st.calib_bns,
+            "seconds_per_step": {part: round(sec / max(n, 1), 4) for part, (sec, n) in st.timing.items()},
             "seconds": round(self._seconds(), 2), "run_dir": str(self.rundir.path), "history": st.history,
         }
 

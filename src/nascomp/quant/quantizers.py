@@ -7,7 +7,7 @@ Forward (b bits, range [lo, hi] widened to contain 0, as in Jacob et al. CVPR 20
 
 Backward (clipped straight-through estimator, Bengio et al. 2013; as in PACT/LSQ):
 
-    dQ/dx = 1 if (0 - z) * s <= x <= (2^b - 1 - z) * s, else 0
+    dQ/dx = 1 if 0 <= round(x / s) + z <= 2^b - 1, else 0
 
 so inside the range the gradient passes unchanged and clipped values get none. Weights use one range per
 output channel, activations one range per tensor. Ranges come from an estimator: ``minmax`` (running
@@ -52,24 +52,26 @@ def qparams(lo: torch.Tensor, hi: torch.Tensor, bits: int) -> tuple[torch.Tensor
 
 
 class _FakeQuantize(torch.autograd.Function):
+    """Q(x) with the clipped STE; the backward keeps only a boolean mask (1 byte per element)."""
+
     @staticmethod
     def forward(ctx, x, scale, zero, qmax):  # type: ignore[override]
-        q = torch.clamp(torch.round(x / scale) + zero, 0, qmax)
-        ctx.save_for_backward(x, scale, zero)
-        ctx.qmax = qmax
-        return (q - zero) * scale
+        q = torch.round(x / scale)
+        lo, hi = -zero, qmax - zero
+        inside = (q >= lo) & (q <= hi)
+        ctx.save_for_backward(inside)
+        return torch.minimum(torch.maximum(q, lo), hi).mul_(scale)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        x, scale, zero = ctx.saved_tensors
-        inside = (x >= -zero * scale) & (x <= (ctx.qmax - zero) * scale)
+        (inside,) = ctx.saved_tensors
         return grad * inside, None, None, None
 
 
 def fake_quantize(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bits: int) -> torch.Tensor:
     """Q(x) on the ``bits``-bit grid of [lo, hi] (broadcast: per tensor or per channel), clipped STE gradient."""
     scale, zero = qparams(lo, hi, bits)
-    return _FakeQuantize.apply(x, scale, zero, float(2**bits - 1))
+    return _FakeQuantize.apply(x, scale, zero, torch.tensor(float(2**bits - 1), device=x.device))
 
 
 def mse_clip_ratio(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bits: int, dim: int | None = None) -> torch.Tensor:

@@ -1,0 +1,105 @@
+"""Benchmark: data-free W4A4 quantization of the CIFAR-10 ResNet-20 of ../shared, GDFQ generator vs the
+Gaussian-noise control, at one budget (a preset of ``nascomp dfq``), evaluated on the JPEG test set.
+
+    python benchmarks/dfq_cifar10.py [--preset quick] [--seeds 0] [--write]
+    python benchmarks/dfq_cifar10.py --smoke          # the demo teacher, a tiny budget, seconds
+
+Prints a Markdown section (command, machine, budget, seconds per step, FP / PTQ / DFQ top-1); ``--write``
+puts it into docs/BENCHMARKS.md. The JPEG test set reads 81.03 % for this teacher, about 10 points under its
+clean-CIFAR figure (see ../shared/README.md): compare methods with each other here, not with paper figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from common import SHARED, command, machine, mean_spread, write_section
+
+from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
+from nascomp.dfq import run_dfq
+
+TITLE = "GDFQ data-free quantization (CIFAR-10, ResNet-20, W4A4)"
+
+
+def config(args: argparse.Namespace, generator: str, seed: int) -> DFQConfig:
+    if args.smoke:
+        return resolve(DFQConfig, DFQ_PRESETS, "demo", dict(generator=generator, seed=seed, gen_steps=20,
+                                                            calib_size=128, epochs=2))
+    weights = sorted((SHARED / "weights" / "cifar10").glob("resnet20-*.th"))
+    data = SHARED / "data" / "cifar10-jpeg" / "test.tar.gz"
+    if not weights or not data.is_file():
+        raise SystemExit(f"needs ../shared (ResNet-20 weights and {data}); see ../shared/README.md")
+    return resolve(DFQConfig, DFQ_PRESETS, args.preset, dict(
+        model="cifar_resnet20", weights=str(weights[0]), data=str(data), generator=generator, seed=seed,
+        wbits=args.wbits, abits=args.abits, device=args.device))
+
+
+def budget(cfg: DFQConfig) -> str:
+    if cfg.schedule == "calibset":
+        return (f"preset `{cfg.preset}`: generator {cfg.gen_steps} steps at batch {cfg.batch_size}, "
+                f"{cfg.calib_size} generated calibration images, {cfg.act_observer}/{cfg.weight_observer} ranges "
+                f"(activations/weights), {cfg.epochs} KD epochs at lr {cfg.student_lr}")
+    return (f"preset `{cfg.preset}`: GDFQ loop {cfg.epochs} epochs x {cfg.iters_per_epoch} iterations, batch "
+            f"{cfg.batch_size}, {cfg.warmup_epochs} warm-up epochs, milestones {cfg.milestones}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="quick")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--generators", nargs="+", default=["gdfq", "noise"])
+    p.add_argument("--wbits", type=int, default=4)
+    p.add_argument("--abits", type=int, default=4)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--runs", default="runs/bench-dfq", help="parent folder of the run folders")
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--write", action="store_true", help="write the section into docs/BENCHMARKS.md")
+    args = p.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    results: dict[str, list[dict]] = {}
+    started = time.time()
+    for generator in args.generators:
+        for seed in args.seeds:
+            cfg = config(args, generator, seed)
+            out = Path(args.runs) / f"{generator}-seed{seed}"
+            metrics = run_dfq(cfg, out=str(out), force=True, quiet=True)
+            print(f"{generator} seed {seed}: FP {metrics['fp_top1']:.2f} PTQ {metrics['ptq_top1']:.2f} "
+                  f"DFQ {metrics['dfq_top1']:.2f} ({metrics['seconds']:.0f} s)", flush=True)
+            results.setdefault(generator, []).append(metrics)
+    print(report(args, cfg, results, time.time() - started))
+
+
+def report(args: argparse.Namespace, cfg: DFQConfig, results: dict[str, list[dict]], total: float) -> str:
+    first = next(iter(results.values()))[0]
+    lines = [
+        f"Command: `{command()}`  ",
+        f"Machine: {machine()}  ",
+        f"Teacher: {cfg.model} ({'demo data' if args.smoke else 'JPEG CIFAR-10 test set, 10,000 images'}), "
+        f"W{cfg.wbits}A{cfg.abits}, seeds {args.seeds}  ",
+        f"Budget: {budget(cfg)}  ",
+        f"Total wall time: {total / 60:.1f} min",
+        "",
+        "| generator | FP top-1 | PTQ top-1 | DFQ top-1 (last epoch) | DFQ best epoch (chosen on test data) "
+        "| calib. L_r | calib. BNS | s / generator step | s / student step | run seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for generator, runs in results.items():
+        steps = [r["seconds_per_step"] for r in runs]
+        lines.append(
+            f"| {generator} | {first['fp_top1']:.2f} | {mean_spread([r['ptq_top1'] for r in runs])} "
+            f"| {mean_spread([r['dfq_top1'] for r in runs])} | {mean_spread([r['dfq_best_top1'] for r in runs])} "
+            f"| {mean_spread([r['calib_lr'] for r in runs])} | {mean_spread([r['calib_bns'] for r in runs])} "
+            f"| {mean_spread([s.get('generator_step') for s in steps])} "
+            f"| {mean_spread([s.get('student_step') for s in steps])} "
+            f"| {mean_spread([r['seconds'] for r in runs])} |")
+    text = "\n".join(lines)
+    if args.write:
+        write_section(TITLE + (" [smoke]" if args.smoke else ""), text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
