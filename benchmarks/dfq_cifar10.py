@@ -54,11 +54,12 @@ def main() -> None:
     p.add_argument("--wbits", type=int, default=4)
     p.add_argument("--abits", type=int, default=4)
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     p.add_argument("--runs", default="runs/bench-dfq", help="parent folder of the run folders")
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--write", action="store_true", help="write the section into docs/BENCHMARKS.md")
     args = p.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     results: dict[str, list[dict]] = {}
     started = time.time()
     for generator in args.generators:

@@ -28,13 +28,15 @@ def _add_dfq(sub) -> None:
     p.add_argument("--model", help="model name (see `nascomp list`), default demo_net")
     p.add_argument("--weights", help="checkpoint of the full-precision model")
     p.add_argument("--data", "--eval-data", dest="data", help="evaluation data: demo, ImageFolder dir, .tar(.gz), cifar10")
-    p.add_argument("--generator", help="gdfq (default) or noise (Gaussian control)")
+    p.add_argument("--generator", help="gdfq (default) | noise (Gaussian control) | autorecon-<name> (published "
+                   "AutoReCon genotype, e.g. autorecon-cifar10-resnet20) | PATH/genotype.json | search (search "
+                   "one first; its time is reported apart as search_seconds)")
     p.add_argument("--wbits", type=int, help="weight bits, 2..8 or 32 (default 4)")
     p.add_argument("--abits", type=int, help="activation bits, 2..8 or 32 (default 4)")
     p.add_argument("--preset", default=None, help="demo | quick (CPU minutes) | paper (GDFQ's budget)")
     for name, typ in (("schedule", str), ("batch-size", int), ("gen-steps", int), ("calib-size", int),
                       ("epochs", int), ("iters-per-epoch", int), ("warmup-epochs", int), ("student-lr", float),
-                      ("act-observer", str), ("weight-observer", str), ("eval-every", int)):
+                      ("lr-schedule", str), ("act-observer", str), ("weight-observer", str), ("eval-every", int)):
         p.add_argument(f"--{name}", type=typ, help=argparse.SUPPRESS if name in ("eval-every",) else None)
     _run_args(p)
     _common(p)
@@ -47,7 +49,7 @@ def _cmd_dfq(a: argparse.Namespace) -> dict:
 
     preset = a.preset or ("demo" if a.model in (None, "demo_net") else "quick")
     keys = ("model", "weights", "data", "generator", "wbits", "abits", "schedule", "batch_size", "gen_steps",
-            "calib_size", "epochs", "iters_per_epoch", "warmup_epochs", "student_lr", "act_observer",
+            "calib_size", "epochs", "iters_per_epoch", "warmup_epochs", "student_lr", "lr_schedule", "act_observer",
             "weight_observer", "eval_every", "seed", "device")
     cfg = resolve(DFQConfig, DFQ_PRESETS, preset, {k: getattr(a, k) for k in keys})
     metrics = run_dfq(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet)
@@ -59,6 +61,37 @@ def _cmd_dfq(a: argparse.Namespace) -> dict:
         ], f"{metrics['seconds']:.1f} s; run folder {metrics['run_dir']}")
     keep = ("fp_top1", "ptq_top1", "dfq_top1", "dfq_best_top1", "wbits", "abits", "seconds", "run_dir")
     return {k: metrics[k] for k in keep}
+
+
+def _add_search_generator(sub) -> None:
+    p = sub.add_parser("search-generator", help="search the AutoReCon generator architecture for a pretrained model")
+    p.add_argument("--model", help="model name (see `nascomp list`), default demo_net")
+    p.add_argument("--weights", help="checkpoint of the full-precision model (demo_net: the demo teacher)")
+    p.add_argument("--preset", default=None, help="demo | quick (CPU minutes, width-16 proxy) | paper")
+    p.add_argument("--order", type=int, help="1: first-order DARTS (default); 2: unrolled alpha gradient")
+    for name in ("batch-size", "epochs", "steps-per-epoch", "channels"):
+        p.add_argument(f"--{name}", type=int, help="overrides the preset")
+    _run_args(p)
+    _common(p)
+    p.set_defaults(func=_cmd_search_generator)
+
+
+def _cmd_search_generator(a: argparse.Namespace) -> dict:
+    from .config import GENERATOR_SEARCH_PRESETS, GeneratorSearchConfig, resolve
+    from .dfq.generator_choice import run_generator_search
+
+    preset = a.preset or ("demo" if a.model in (None, "demo_net") else "quick")
+    keys = ("model", "weights", "order", "batch_size", "epochs", "steps_per_epoch", "channels", "seed", "device")
+    cfg = resolve(GeneratorSearchConfig, GENERATOR_SEARCH_PRESETS, preset, {k: getattr(a, k) for k in keys})
+    m = run_generator_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet)
+    if not a.json:
+        print(f"generator search for {cfg.model} ({preset} preset, order {cfg.order}): {m['steps']} steps")
+        print(f"  L_r {m['lr_first']:.4g} (epoch 1) -> {m['lr_last']:.4g} (epoch {m['epochs']}), BNS {m['bns_last']:.4g}")
+        print(f"  {m['seconds_per_step']:.3g} s/step, peak RSS {m['peak_rss_mb']:.0f} MiB, {m['seconds']:.1f} s")
+        print(f"  genotype {m['genotype']}; use it with `nascomp dfq --generator {m['genotype']}`")
+    keep = ("genotype", "lr_first", "lr_last", "bns_last", "steps", "seconds", "seconds_per_step",
+            "cpu_seconds_per_step", "peak_rss_mb", "run_dir")
+    return {k: m[k] for k in keep}
 
 
 def _add_eval(sub) -> None:
@@ -99,6 +132,110 @@ def _cmd_list(a: argparse.Namespace) -> dict:
     return {"models": names}
 
 
+def _add_cost(sub) -> None:
+    p = sub.add_parser("cost", help="params, size, FLOPs, BOPs and OPs = FLOPs + BOPs/64, with a per-layer table")
+    p.add_argument("--model", help="registered model name (see `nascomp list`), e.g. birealnet18")
+    p.add_argument("--genotype", help="a NASB genotype.json (or search run folder): its fully binary network")
+    p.add_argument("--channels", type=int, default=16, help="width C of a genotype network (default 16)")
+    p.add_argument("--layers", type=int, default=8, help="cells of a genotype network (default 8)")
+    p.add_argument("--input", help="input size CxHxW (default: the model's own; 3x32x32 for a genotype)")
+    p.add_argument("--include-other", action="store_true", help="also count BatchNorm and pooling as FLOPs")
+    p.add_argument("--json", action="store_true", help="print the totals and layer rows as one JSON object")
+    p.set_defaults(func=_cmd_cost)
+
+
+def _cmd_cost(a: argparse.Namespace) -> dict:
+    from .nasb.report import cost_of, cost_summary
+
+    report = cost_of(a.model, a.genotype, a.input, a.include_other, a.channels, a.layers)
+    record, table = cost_summary(report)
+    if not a.json:
+        print(table)
+    return record
+
+
+_NASB_INT_HELP = {
+    "channels": "width C of the stem and first cells (per preset; train: genotype networks only, default 16)",
+    "layers": "cells; reductions at 1/3 and 2/3 of them (per preset)",
+    "subset": "training images drawn with the seed (0 = all)",
+    "eval-subset": "test images drawn with the seed (0 = all)",
+    "epochs": "search epochs, or training epochs per stage",
+    "batch-size": "images per batch",
+}
+
+
+def _add_nasb(sub) -> None:
+    p = sub.add_parser("nasb", help="binary NAS: search binary cells, train binary networks in stages")
+    nsub = p.add_subparsers(dest="nasb_command", required=True)
+    s = nsub.add_parser("search", help="bi-level search of binary cells; writes genotype.json, drawings, cost")
+    s.add_argument("--data", help="labelled training images: demo (default), ImageFolder dir, .tar(.gz), cifar10")
+    s.add_argument("--preset", help="demo | quick (CPU minutes, GDAS sampling) | paper (DARTS budget)")
+    s.add_argument("--order", type=int, help="1: first-order DARTS (default); 2: unrolled alpha gradient")
+    s.add_argument("--relaxation", help="softmax (DARTS mixture) | gumbel (one sampled op per edge, GDAS)")
+    s.add_argument("--no-plot", dest="plot", action="store_false", default=None, help="skip the alpha history plot")
+    for name in ("channels", "layers", "subset", "epochs", "batch-size"):
+        s.add_argument(f"--{name}", type=int, help=_NASB_INT_HELP[name])
+    _run_args(s)
+    _common(s)
+    s.set_defaults(func=_cmd_nasb_search)
+    t = nsub.add_parser("train", help="staged training (real -> binary acts -> binary) of a genotype or a model")
+    t.add_argument("--genotype", help="genotype.json or search run folder (the searched network) ...")
+    t.add_argument("--model", help="... or a registered binary model, e.g. cifar_birealnet20")
+    t.add_argument("--data", help="labelled training images: demo (default), ImageFolder dir, .tar(.gz), cifar10")
+    t.add_argument("--eval-data", help="labelled test images (default with demo: its test split)")
+    t.add_argument("--stages", type=int, help="3 (default): real -> binary acts -> binary; 2: last two; 1: binary")
+    t.add_argument("--teacher", help="real-valued teacher for KD, e.g. cifar_resnet56 (demo_net: built-in)")
+    t.add_argument("--teacher-weights", help="checkpoint of the teacher")
+    t.add_argument("--preset", help="demo | quick (CPU minutes, subsets) | paper")
+    t.add_argument("--lr", type=float, help="Adam learning rate of every stage (default 1e-3)")
+    t.add_argument("--lr-schedule", help="linear (default) | cosine, to 0 within each stage")
+    t.add_argument("--stage1-act", help="clip (default, Bi-Real) | identity: stage-1 activation")
+    for name in ("channels", "layers", "epochs", "batch-size", "subset", "eval-subset"):
+        t.add_argument(f"--{name}", type=int, help=_NASB_INT_HELP[name])
+    _run_args(t)
+    _common(t)
+    t.set_defaults(func=_cmd_nasb_train)
+
+
+def _nasb_preset(a: argparse.Namespace) -> str:
+    return a.preset or ("demo" if a.data in (None, "demo") else "quick")
+
+
+def _cmd_nasb_search(a: argparse.Namespace) -> dict:
+    from .config import NASB_SEARCH_PRESETS, NASBSearchConfig, resolve
+    from .nasb import run_search
+
+    keys = ("data", "order", "relaxation", "channels", "layers", "subset", "epochs", "batch_size", "plot", "seed",
+            "device")
+    cfg = resolve(NASBSearchConfig, NASB_SEARCH_PRESETS, _nasb_preset(a), {k: getattr(a, k) for k in keys})
+    m = run_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet)
+    if not a.json:
+        print(f"NASB search on {cfg.data} ({cfg.preset} preset, {cfg.relaxation}, order {cfg.order}): {m['steps']} steps")
+        print(f"  parameter-free edges kept: {m['parameter_free']}; derived network OPs {m['cost']['ops']:.3g}")
+        print(f"  {m['seconds_per_step']:.3g} s/step, {m['seconds']:.1f} s")
+        print(f"  genotype {m['genotype']}; train it with `nascomp nasb train --genotype {m['genotype']}`")
+    keep = ("genotype", "parameter_free", "cost", "steps", "seconds", "seconds_per_step", "run_dir")
+    return {k: m[k] for k in keep}
+
+
+def _cmd_nasb_train(a: argparse.Namespace) -> dict:
+    from .config import NASB_TRAIN_PRESETS, NASBTrainConfig, resolve
+    from .nasb import run_train
+
+    keys = ("genotype", "model", "data", "eval_data", "stages", "teacher", "teacher_weights", "lr", "lr_schedule",
+            "stage1_act", "channels", "layers", "epochs", "batch_size", "subset", "eval_subset", "seed", "device")
+    cfg = resolve(NASBTrainConfig, NASB_TRAIN_PRESETS, _nasb_preset(a), {k: getattr(a, k) for k in keys})
+    m = run_train(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet)
+    if not a.json:
+        names = {1: "stage 1 (real)", 2: "stage 2 (binary activations)", 3: "stage 3 (binary)"}
+        _print_table(f"{m['student']}: top-1 at the last epoch of each stage", [
+            (names[s["stage"]], s["top1"]) for s in m["stages"]],
+            f"FLOPs {m['cost']['flops']:.3g}, BOPs {m['cost']['bops']:.3g}, OPs {m['cost']['ops']:.3g}; "
+            f"{m['seconds']:.1f} s; run folder {m['run_dir']}")
+    keep = ("student", "stages", "top1", "top5", "cost", "seconds", "run_dir")
+    return {k: m[k] for k in keep}
+
+
 def _print_table(title: str, rows: list[tuple[str, float | None]], footer: str) -> None:
     width = max(len(r[0]) for r in rows)
     print(title)
@@ -110,7 +247,7 @@ def _print_table(title: str, rows: list[tuple[str, float | None]], footer: str) 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nascomp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_dfq, _add_eval, _add_list):
+    for add in (_add_dfq, _add_search_generator, _add_eval, _add_list, _add_cost, _add_nasb):
         add(sub)
     return parser
 

@@ -35,6 +35,7 @@ class DFQConfig:
     warmup_epochs: int = 0  # gdfq: epochs in which only G trains and activation ranges are observed
     student_lr: float = 1e-4
     milestones: list[int] = field(default_factory=list)
+    lr_schedule: str = "step"  # step: x0.1 at each milestone (GDFQ); cosine: student lr to 0 over the epochs
     temperature: float = 20.0
     kd_weight: float = 1.0
     ce_weight: float = 1.0
@@ -47,7 +48,7 @@ class DFQConfig:
 
 DFQ_PRESETS: dict[str, dict[str, Any]] = {
     "demo": {},
-    "quick": dict(schedule="calibset", batch_size=64, gen_steps=200, calib_size=2048, epochs=10,
+    "quick": dict(schedule="calibset", batch_size=64, gen_steps=200, calib_size=2048, epochs=3, lr_schedule="cosine",
                   act_observer="mse", weight_observer="mse", eval_every=1),
     "paper": dict(schedule="gdfq", batch_size=200, epochs=400, iters_per_epoch=200, warmup_epochs=4,
                   milestones=[100, 200, 300], act_observer="ema", weight_observer="minmax", eval_every=1),
@@ -68,3 +69,103 @@ def resolve(cls: type, presets: dict[str, dict[str, Any]], preset: str, override
 
 def to_dict(config: Any) -> dict[str, Any]:
     return asdict(config)
+
+
+@dataclass
+class GeneratorSearchConfig:
+    """AutoReCon generator search (DARTS on the generator supernet with L_r), see ``nascomp.recon.search``."""
+
+    model: str = "demo_net"
+    weights: str | None = None
+    preset: str = "demo"
+    order: int = 1  # 1: first-order DARTS; 2: unrolled (second-order) alpha gradient
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 16
+    epochs: int = 2
+    steps_per_epoch: int = 5  # one step = one alpha update and one weight update, each on a fresh latent batch
+    channels: int = 16  # supernet width; 64 is the published generator's, less is a search proxy
+    gen_lr: float = 1e-3  # Adam, betas (0.5, 0.999): the GDFQ generator's optimiser
+    arch_lr: float = 3e-4  # Adam, betas (0.5, 0.999), weight decay arch_weight_decay (DARTS)
+    arch_weight_decay: float = 1e-3
+    grad_clip: float = 5.0
+
+
+GENERATOR_SEARCH_PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {},
+    "quick": dict(batch_size=32, epochs=5, steps_per_epoch=20, channels=16),
+    "paper": dict(batch_size=200, epochs=50, steps_per_epoch=200, channels=64),
+}
+
+
+@dataclass
+class NASBSearchConfig:
+    """Binary-cell architecture search (bi-level DARTS on the NASB supernet), see ``nascomp.nasb.search``."""
+
+    data: str = "demo"  # labelled training images, split into two halves (weights / alphas)
+    preset: str = "demo"
+    seed: int = 0
+    device: str = "auto"
+    channels: int = 16  # supernet width C (stem and first cells)
+    layers: int = 8  # cells; reduction cells at layers // 3 and 2 * layers // 3
+    subset: int = 0  # training images drawn (0 = all) before the split into halves
+    epochs: int = 50
+    batch_size: int = 64
+    order: int = 1  # 1: first-order DARTS; 2: unrolled (second-order) alpha gradient
+    relaxation: str = "softmax"  # softmax: DARTS mixture; gumbel: one sampled op per edge (GDAS)
+    tau_max: float = 10.0  # gumbel temperature, annealed linearly to tau_min over the epochs (GDAS)
+    tau_min: float = 0.1
+    w_lr: float = 1e-3  # Adam on the weights, cosine decay to 0 over the search
+    weight_decay: float = 0.0  # on real-valued weights; binary conv weights get none
+    a_lr: float = 3e-4  # Adam, betas (0.5, 0.999), weight decay a_weight_decay (DARTS)
+    a_weight_decay: float = 1e-3
+    grad_clip: float = 5.0
+    augment: bool = True  # random crop (padding 4) + flip on both halves
+    plot: bool = True  # draw alphas.png (matplotlib; seconds for 28 panels)
+    binary_shortcut: bool = True  # False: binary ops without their real-valued shortcut (remedy ablation)
+
+
+NASB_SEARCH_PRESETS: dict[str, dict[str, Any]] = {
+    "demo": dict(channels=8, layers=5, epochs=3, batch_size=64, augment=False),
+    "quick": dict(channels=8, layers=5, subset=10000, epochs=4, batch_size=32, relaxation="gumbel"),
+    "paper": {},
+}
+
+
+@dataclass
+class NASBTrainConfig:
+    """Staged training of a binary network (found genotype or a named model), see ``nascomp.nasb.train``."""
+
+    genotype: str | None = None  # genotype.json (or a search run folder holding one) ...
+    model: str | None = None  # ... or a registered binary model, e.g. cifar_birealnet20
+    data: str = "demo"  # labelled training images
+    eval_data: str | None = None  # labelled test images (default: the test split of demo)
+    preset: str = "demo"
+    seed: int = 0
+    device: str = "auto"
+    channels: int | None = None  # width C of a genotype network (default 16); not for --model
+    layers: int = 8  # cells of a genotype network
+    stages: int = 3  # 3: real -> binary acts -> binary all; 2: the last two; 1: fully binary only
+    epochs: int = 2  # per stage
+    batch_size: int = 64
+    lr: float = 1e-3  # Adam, restarted at each stage
+    lr_schedule: str = "linear"  # linear (ReActNet) | cosine, decay to 0 within each stage
+    weight_decay: float = 1e-5  # L2 on real-valued weights; binary conv weights get none in stage 3
+    subset: int = 0  # training images drawn (0 = all)
+    eval_subset: int = 0  # test images drawn (0 = all)
+    augment: bool = True  # random crop (padding 4) + horizontal flip
+    stage1_act: str = "clip"  # activation of stage 1 in place of the sign: clip (Bi-Real) | identity
+    teacher: str | None = None  # real-valued teacher for KD, e.g. cifar_resnet56 (demo_net: built-in)
+    teacher_weights: str | None = None
+    temperature: float = 1.0  # KD: kd_weight * T^2 * KL(teacher_T || student_T) + ce_weight * CE
+    kd_weight: float = 1.0
+    ce_weight: float = 1.0
+    eval_every: int = 0  # evaluate every n epochs too (the last epoch of each stage always is)
+    eval_batch_size: int = 500
+
+
+NASB_TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "demo": dict(layers=5, epochs=2, batch_size=64, augment=False),
+    "quick": dict(layers=8, subset=6000, eval_subset=2000, epochs=3, batch_size=64),
+    "paper": dict(layers=8, epochs=100, batch_size=128),
+}

@@ -15,6 +15,7 @@ labelled figure. Every epoch ends with an atomic checkpoint, so ``--resume`` con
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ from ..errors import ConfigError
 from ..export.student import save_student
 from ..quant import check_bits, freeze_ranges, quantize_model, set_observing
 from ..recon import BNStatistics, freeze_teacher, generator_step
+from .generator_choice import check_generator, search_seconds
 from .kd import kd_loss
 from .sources import build_generator, eval_batches, load_teacher
 
@@ -69,7 +71,7 @@ class DFQRun:
         config = to_dict(cfg)
         self.rundir = RunDir.resume(resume, config) if resume else RunDir.create(out, "dfq", config, force)
         self.bns = BNStatistics(self.teacher)
-        self.generator = build_generator(cfg, self.teacher).to(self.device).train()
+        self.generator = build_generator(cfg, self.teacher, self.rundir.path, quiet).to(self.device).train()
         self.gen_opt = (torch.optim.Adam(self.generator.parameters(), lr=cfg.gen_lr, betas=(0.5, 0.999))
                         if self.generator.trainable else None)
         self.student = quantize_model(self.teacher, cfg.wbits, cfg.abits, cfg.weight_observer, cfg.act_observer)
@@ -209,12 +211,14 @@ class DFQRun:
             self._checkpoint()
 
     def _scheduler_step(self) -> None:
-        """Step decay: both learning rates x0.1 at each milestone epoch passed (GDFQ's MultiStepLR)."""
-        done = self.state.step + 1
-        decay = 0.1 ** sum(done >= m for m in self.cfg.milestones)
-        for opt, base in ((self.gen_opt, self.cfg.gen_lr), (self.student_opt, self.cfg.student_lr)):
+        """Set the lrs for the next epoch: ``step`` = x0.1 at each milestone passed, for both optimizers
+        (GDFQ's MultiStepLR); ``cosine`` = the student's lr follows lr0 * (1 + cos(pi * e / epochs)) / 2."""
+        done, cfg = self.state.step + 1, self.cfg
+        decay = 0.1 ** sum(done >= m for m in cfg.milestones)
+        student = decay if cfg.lr_schedule == "step" else 0.5 * (1 + math.cos(math.pi * done / max(cfg.epochs, 1)))
+        for opt, lr in ((self.gen_opt, cfg.gen_lr * decay), (self.student_opt, cfg.student_lr * student)):
             for group in opt.param_groups if opt is not None else []:
-                group["lr"] = base * decay
+                group["lr"] = lr
 
     # --- checkpoint / resume -----------------------------------------------------------------------------
     def _checkpoint(self) -> None:
@@ -270,7 +274,7 @@ class DFQRun:
             "dfq_top1": scored[-1]["top1"] if scored else st.ptq_top1,
             "dfq_best_top1": best["top1"] if best else None, "dfq_best_epoch": best["epoch"] if best else None,
             "wbits": cfg.wbits, "abits": cfg.abits, "generator": cfg.generator, "schedule": cfg.schedule,
-            "calib_lr": st.calib_lr, "calib_bns": st.calib_bns,
+            "calib_lr": st.calib_lr, "calib_bns": st.calib_bns, "search_seconds": search_seconds(self.rundir.path),
             "seconds_per_step": {part: round(sec / max(n, 1), 4) for part, (sec, n) in st.timing.items()},
             "seconds": round(self._seconds(), 2), "run_dir": str(self.rundir.path), "history": st.history,
         }
@@ -285,8 +289,11 @@ def check_config(cfg: DFQConfig) -> DFQConfig:
         raise ConfigError("the gdfq schedule needs 1 <= warmup_epochs <= epochs and iters_per_epoch > 0")
     if cfg.schedule == "calibset" and cfg.calib_size < 1:
         raise ConfigError("the calibset schedule needs calib_size >= 1")
+    if cfg.lr_schedule not in ("step", "cosine"):
+        raise ConfigError(f"unknown lr_schedule {cfg.lr_schedule!r}; choose step or cosine")
     if cfg.batch_size < 2:
         raise ConfigError(f"batch_size={cfg.batch_size}: BN statistics need a batch of at least 2")
+    check_generator(cfg.generator)
     return cfg
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from torch import nn
 
 from ..config import DFQConfig
@@ -33,11 +35,20 @@ def eval_batches(cfg: DFQConfig, teacher: nn.Module) -> ImageBatches:
     return ImageBatches(imageset, mcfg, batch_size=cfg.eval_batch_size)
 
 
-def build_generator(cfg: DFQConfig, teacher: nn.Module) -> ImageSource:
-    """``gdfq`` (GDFQ's generator) or ``noise`` (Gaussian control); searched generators plug in here."""
+def build_generator(cfg: DFQConfig, teacher: nn.Module, workdir: Path | None = None,
+                    quiet: bool = True) -> ImageSource:
+    """``--generator``: ``gdfq`` (GDFQ's generator), ``noise`` (Gaussian control), ``autorecon-<name>`` (a
+    published AutoReCon genotype), ``PATH/genotype.json`` (a searched one) or ``search`` (search one first, in
+    ``<workdir>/search``; see :mod:`.generator_choice`)."""
+    from . import generator_choice  # it imports load_teacher from here
+
     mcfg = teacher.default_cfg
     if cfg.generator == "gdfq":
         return GDFQGenerator(mcfg.num_classes, mcfg.input_size)
     if cfg.generator == "noise":
         return GaussianNoise(mcfg.num_classes, mcfg.input_size)
-    raise ConfigError(f"unknown generator {cfg.generator!r}; choose gdfq or noise")
+    if cfg.generator == "search":
+        if workdir is None:
+            raise ValueError("--generator search needs the run folder to search in (workdir)")
+        return generator_choice.searched_generator(cfg, teacher, workdir, quiet)
+    return generator_choice.genotype_generator(cfg.generator, teacher)

@@ -101,6 +101,24 @@ class ArchParams(nn.Module):
         return {kind: tuple(p.shape) for kind, p in self.alpha.items()}  # type: ignore[misc]
 
 
+def gumbel_hard(alpha: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One straight-through Gumbel-softmax sample per row of ``alpha`` (GDAS, Dong & Yang, CVPR 2019).
+
+        soft = softmax((log_softmax(alpha) + g) / tau),   g ~ Gumbel(0, 1) i.i.d.
+        hard = one_hot(argmax(soft)),                     w = hard - stop_grad(soft) + soft
+
+    Forward: ``w`` is one-hot, with exact zeros, so a :class:`MixedOp` runs only the sampled op (the search
+    costs about one op per edge instead of all of them). Backward: the gradient of ``soft``, which is spread
+    over the whole row through the softmax; a low ``tau`` makes ``soft`` close to ``hard``.
+    """
+    if tau <= 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    noise = -torch.empty_like(alpha).exponential_(generator=generator).log()
+    soft = torch.softmax((torch.log_softmax(alpha, dim=-1) + noise) / tau, dim=-1)
+    hard = torch.zeros_like(soft).scatter_(-1, soft.argmax(dim=-1, keepdim=True), 1.0)
+    return hard - soft.detach() + soft
+
+
 def split_parameters(
     model: nn.Module, arch_params: ArchParams | None = None
 ) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

@@ -1,8 +1,19 @@
 """Data reconstruction from a pretrained model (knows nothing of quantization)."""
 
+from .autorecon import SPACE as AUTORECON_SPACE
+from .autorecon import (
+    AutoReConGenerator,
+    AutoReConSupernet,
+    generator_from_genotype,
+    load_genotype,
+    published_genotypes,
+)
 from .bns import BNStatistics
 from .generators import GaussianNoise, GDFQGenerator, ImageSource
 from .objective import BNS_WEIGHT, SyntheticBatch, freeze_teacher, generator_step, reconstruction_loss
+from .search import GeneratorSearch, search_generator
 
-__all__ = ["BNS_WEIGHT", "BNStatistics", "GDFQGenerator", "GaussianNoise", "ImageSource", "SyntheticBatch",
-           "freeze_teacher", "generator_step", "reconstruction_loss"]
+__all__ = ["AUTORECON_SPACE", "BNS_WEIGHT", "AutoReConGenerator", "AutoReConSupernet", "BNStatistics",
+           "GDFQGenerator", "GaussianNoise", "GeneratorSearch", "ImageSource", "SyntheticBatch", "freeze_teacher",
+           "generator_from_genotype", "generator_step", "load_genotype", "published_genotypes",
+           "reconstruction_loss", "search_generator"]

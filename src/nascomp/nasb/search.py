@@ -1,0 +1,229 @@
+"""``nascomp nasb search``: bi-level search of binary cells on labelled images (NASB, Zhu et al. IJCNN 2020).
+
+The training images (optionally a seeded ``subset``) are split into two halves: the supernet's weights learn
+on one, the alphas on the other (DARTS, Liu et al. ICLR 2019), one :class:`~nascomp.nas.ArchSearcher` step at
+a time (first order by default, ``order=2`` for the unrolled gradient). Weights: Adam with cosine decay to 0,
+no decay on binary conv weights; alphas: Adam 3e-4, betas (0.5, 0.999), decay 1e-3 (DARTS). The binary ops
+are fully binary during the search (stage 3), since the found cell is meant for a binary network.
+
+Collapse into parameter-free ops is countered by the real-valued shortcut inside every binary op (see
+:mod:`.ops` and docs/NASB.md); each epoch logs how many of the derived cell's edges are pools or skips.
+``relaxation="gumbel"`` samples one op per edge and step (GDAS) instead of running the whole mixture, so a
+search fits a CPU budget (the ``quick`` preset).
+
+The run folder holds ``genotype.json``, ``cell_normal.dot``/``cell_reduce.dot`` (and ``.png`` where Graphviz
+is installed), ``alphas.png`` (where matplotlib is), ``cost.json``/``cost.txt`` of the derived network at the
+search width and depth and the data's input size, ``metrics.json``, and ``checkpoint.pt`` after every epoch
+(``--resume`` continues from it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..config import NASBSearchConfig, to_dict
+from ..engine import RunDir, fmt_losses, progress, resolve_device, rng_state, seed_everything, set_rng_state
+from ..errors import ConfigError
+from ..nas import ArchSearcher, Genotype, derive, split_parameters
+from .data import halves, input_cfg, open_split, take, train_batches
+from .drawing import draw_cells, plot_alphas
+from .ops import PARAMETER_FREE
+from .optim import lr_factor, param_groups, set_lr
+from .report import network_cost, write_cost
+from .space import NASB_SPACE, Supernet
+
+RELAXATIONS = ("softmax", "gumbel")
+
+
+@dataclass
+class SearchProgress:
+    """What a checkpoint restores besides the modules and optimizers."""
+
+    epoch: int = 0  # epochs done
+    history: list[dict] = field(default_factory=list)
+    alphas: list[dict] = field(default_factory=list)  # softmax(alpha) per kind: at the start, then per epoch
+    seconds: float = 0.0  # search time (steps only)
+
+
+def parameter_free_edges(genotype: Genotype) -> dict[str, int]:
+    """How many kept edges of each cell kind are pools or skips (a collapsed search keeps nearly only those)."""
+    return {kind: sum(op in PARAMETER_FREE for op in genotype.ops(kind)) for kind in genotype.edges}
+
+
+class NASBSearch:
+    """One search run; ``run()`` returns the metrics also written to ``metrics.json``."""
+
+    def __init__(
+        self,
+        cfg: NASBSearchConfig,
+        out: str | None = None,
+        force: bool = False,
+        resume: str | None = None,
+        quiet: bool = False,
+    ):
+        self.cfg, self.quiet = check_search_config(cfg), quiet
+        self.device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)
+        images = take(open_split(cfg.data, "train"), cfg.subset, cfg.seed)
+        self.icfg = input_cfg(images)
+        weight_half, arch_half = halves(images, cfg.seed)
+        self.w_batches = train_batches(weight_half, self.icfg, cfg.batch_size, cfg.augment, cfg.seed)
+        self.a_batches = train_batches(arch_half, self.icfg, cfg.batch_size, cfg.augment, cfg.seed + 1)
+        self.steps_per_epoch = min(len(self.w_batches), len(self.a_batches))
+        config = to_dict(cfg)
+        self.rundir = RunDir.resume(resume, config) if resume else RunDir.create(out, "nasb-search", config, force)
+        c, _, _ = self.icfg.input_size
+        self.model = Supernet(
+            c, self.icfg.num_classes, cfg.channels, cfg.layers, binary_shortcut=cfg.binary_shortcut
+        ).to(self.device).train()
+        weights, alphas = split_parameters(self.model)
+        w_opt = torch.optim.Adam(param_groups(self.model, weights, cfg.weight_decay, 0.0), lr=cfg.w_lr)
+        a_opt = torch.optim.Adam(alphas, lr=cfg.a_lr, betas=(0.5, 0.999), weight_decay=cfg.a_weight_decay)
+        self.searcher = ArchSearcher(
+            self.model, self.model.arch, w_opt, a_opt, self._loss, order=cfg.order, grad_clip=cfg.grad_clip
+        )
+        self.state = SearchProgress(alphas=[self.searcher.alpha_snapshot()])
+        if resume:
+            self._restore()
+
+    def _loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(model(x.to(self.device)), y.to(self.device))
+
+    def _tau(self, epoch: int) -> float | None:
+        """GDAS temperature of ``epoch``: linear from ``tau_max`` to ``tau_min``; None for softmax."""
+        cfg = self.cfg
+        if cfg.relaxation == "softmax":
+            return None
+        return cfg.tau_max - (cfg.tau_max - cfg.tau_min) * epoch / max(cfg.epochs - 1, 1)
+
+    def _log(self, message: str) -> None:
+        self.rundir.log.info(message)
+        if not self.quiet:
+            tqdm.write(message)
+
+    # --- the search -----------------------------------------------------------------------------------
+    def _epoch(self, epoch: int) -> dict[str, float]:
+        cfg, n = self.cfg, self.steps_per_epoch
+        self.model.tau = self._tau(epoch)
+        self.w_batches.epoch = self.a_batches.epoch = epoch
+        sums = {"train_loss": 0.0, "val_loss": 0.0}
+        pairs = zip(self.w_batches, self.a_batches, strict=False)  # the longer half's last batch is left over
+        bar = progress(pairs, f"search {epoch + 1}/{cfg.epochs}", n, self.quiet)
+        for i, (train_batch, val_batch) in enumerate(bar):
+            set_lr(self.searcher.w_optimizer, cfg.w_lr * lr_factor(epoch * n + i, cfg.epochs * n, "cosine"))
+            stats = self.searcher.step(train_batch, val_batch)
+            for k in sums:
+                sums[k] += stats[k] / n
+            bar.set_postfix(fmt_losses({k: stats[k] for k in sums}))
+        return sums
+
+    def _end_epoch(self, epoch: int, losses: dict[str, float]) -> None:
+        st = self.state
+        st.alphas.append(self.searcher.alpha_snapshot())
+        genotype = derive(NASB_SPACE, self.model.arch)
+        row: dict[str, Any] = {"epoch": epoch, **losses, "parameter_free": parameter_free_edges(genotype)}
+        if self.model.tau is not None:
+            row["tau"] = self.model.tau
+        st.history.append(row)
+        self._log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+
+    def run(self) -> dict:
+        st, cfg = self.state, self.cfg
+        for epoch in range(st.epoch, cfg.epochs):
+            start = time.perf_counter()
+            losses = self._epoch(epoch)
+            st.seconds += time.perf_counter() - start
+            self._end_epoch(epoch + 1, losses)
+            st.epoch = epoch + 1
+            self._checkpoint()
+        metrics = self._finish()
+        self.rundir.write_json("metrics.json", metrics)
+        self.rundir.close()
+        return metrics
+
+    def _finish(self) -> dict:
+        cfg, st = self.cfg, self.state
+        steps = cfg.epochs * self.steps_per_epoch
+        meta = {
+            "source": "nascomp nasb search",
+            "data": cfg.data,
+            "epochs": cfg.epochs,
+            "channels": cfg.channels,
+            "layers": cfg.layers,
+            "order": cfg.order,
+            "relaxation": cfg.relaxation,
+            "binary_shortcut": cfg.binary_shortcut,
+            "seed": cfg.seed,
+        }
+        genotype = derive(NASB_SPACE, self.model.arch, meta=meta)
+        path = genotype.save(self.rundir.path / "genotype.json")
+        drawings = draw_cells(genotype, self.rundir.path)
+        plot = plot_alphas(st.alphas, self.rundir.path / "alphas.png") if cfg.plot else None
+        report = network_cost(genotype, self.icfg, cfg.channels, cfg.layers)
+        write_cost(report, self.rundir.path)
+        self._log(f"genotype {path}; parameter-free edges {parameter_free_edges(genotype)}; OPs {report.ops:.3g}")
+        return {
+            "genotype": str(path),
+            "parameter_free": parameter_free_edges(genotype),
+            "cost": {k: v for k, v in report.to_dict().items() if k != "layers"},
+            "drawings": [str(p) for p in drawings],
+            "alpha_plot": str(plot) if plot else None,
+            "steps": steps,
+            "seconds": round(st.seconds, 2),
+            "seconds_per_step": round(st.seconds / max(steps, 1), 4),
+            "run_dir": str(self.rundir.path),
+            "history": st.history,
+        }
+
+    # --- checkpoint / resume --------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        self.rundir.save_checkpoint(
+            {
+                "progress": self.state.__dict__,
+                "model": self.model.state_dict(),
+                "search": self.searcher.state_dict(),
+                "rng": rng_state(),
+            }
+        )
+
+    def _restore(self) -> None:
+        ckpt = self.rundir.load_checkpoint()
+        if ckpt is None:
+            self._log("no checkpoint yet: starting from the beginning")
+            return
+        self.state = SearchProgress(**ckpt["progress"])
+        self.model.load_state_dict(ckpt["model"])
+        self.searcher.load_state_dict(ckpt["search"])
+        set_rng_state(ckpt["rng"])
+        self._log(f"resumed after epoch {self.state.epoch}")
+
+
+def check_search_config(cfg: NASBSearchConfig) -> NASBSearchConfig:
+    """Reject settings that cannot run, with the fix in the message."""
+    if cfg.order not in (1, 2):
+        raise ConfigError(f"--order {cfg.order}: choose 1 (first-order DARTS) or 2 (unrolled)")
+    if cfg.relaxation not in RELAXATIONS:
+        raise ConfigError(f"unknown relaxation {cfg.relaxation!r}; choose one of {', '.join(RELAXATIONS)}")
+    if cfg.epochs < 1 or cfg.channels < 1 or cfg.layers < 1:
+        raise ConfigError("a search needs epochs >= 1, channels >= 1 and layers >= 1")
+    if not 0 < cfg.tau_min <= cfg.tau_max:
+        raise ConfigError(f"gumbel temperatures need 0 < tau_min <= tau_max, got {cfg.tau_min} and {cfg.tau_max}")
+    return cfg
+
+
+def run_search(
+    cfg: NASBSearchConfig,
+    out: str | None = None,
+    force: bool = False,
+    resume: str | None = None,
+    quiet: bool = False,
+) -> dict:
+    """Search with ``cfg``; returns the metrics (also in ``<run>/metrics.json``)."""
+    return NASBSearch(cfg, out, force, resume, quiet).run()
