@@ -30,9 +30,7 @@ from ..engine import (
     fmt_losses,
     progress,
     resolve_device,
-    rng_state,
     seed_everything,
-    set_rng_state,
 )
 from ..errors import ConfigError
 from ..export.student import save_student
@@ -223,27 +221,16 @@ class DFQRun:
     # --- checkpoint / resume -----------------------------------------------------------------------------
     def _checkpoint(self) -> None:
         self.state.seconds = self._seconds()
-        self.rundir.save_checkpoint({
-            "progress": self.state.__dict__, "generator": self.generator.state_dict(),
-            "student": self.student.state_dict(), "student_opt": self.student_opt.state_dict(),
-            "gen_opt": self.gen_opt.state_dict() if self.gen_opt else None,
-            "calib": self.calib, "rng": rng_state(),
-        })
+        self.rundir.save_state(self.state, generator=self.generator, student=self.student,
+                               student_opt=self.student_opt, gen_opt=self.gen_opt, calib=self.calib)
 
     def _restore(self) -> None:
-        ckpt = self.rundir.load_checkpoint()
-        if ckpt is None:
-            self._log("no checkpoint yet: starting from the beginning")
-            return
-        self.state = Progress(**ckpt["progress"])
-        self.generator.load_state_dict(ckpt["generator"])
-        self.student.load_state_dict(ckpt["student"])
-        self.student_opt.load_state_dict(ckpt["student_opt"])
-        if self.gen_opt is not None:
-            self.gen_opt.load_state_dict(ckpt["gen_opt"])
-        self.calib = ckpt["calib"]
-        set_rng_state(ckpt["rng"])
-        self._log(f"resumed at phase {self.state.phase}, step {self.state.step}")
+        restored = self.rundir.load_state(Progress, generator=self.generator, student=self.student,
+                                          student_opt=self.student_opt, gen_opt=self.gen_opt)
+        if restored is not None:
+            self.state, ckpt = restored
+            self.calib = ckpt["calib"]
+            self._log(f"resumed at phase {self.state.phase}, step {self.state.step}")
 
     def _seconds(self) -> float:
         return self._elapsed_before + time.perf_counter() - self._t0

@@ -12,13 +12,17 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import yaml
 
 from ..errors import RunDirError
+from .seed import rng_state, set_rng_state
+
+P = TypeVar("P")
 
 RESUME_MAY_CHANGE = {"out", "resume", "force", "device", "json", "quiet"}
 RUN_MARKER = "config.yaml"
@@ -100,6 +104,25 @@ class RunDir:
         if not self.checkpoint_path.is_file():
             return None
         return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+
+    def save_state(self, progress: Any, **parts: Any) -> None:
+        """Checkpoint a pipeline: its ``progress`` dataclass, each part's ``state_dict()`` (plain data and None
+        as they are) and the RNG state, so a resumed run draws the same numbers as an uninterrupted one."""
+        states = {name: part.state_dict() if hasattr(part, "state_dict") else part for name, part in parts.items()}
+        self.save_checkpoint({"progress": asdict(progress), "rng": rng_state(), **states})
+
+    def load_state(self, progress_type: type[P], **parts: Any) -> tuple[P, dict] | None:
+        """Load the checkpoint into ``parts`` (objects with ``load_state_dict``; None skipped), restore the RNG
+        state and return (progress, the whole checkpoint for plain data); None when there is no checkpoint yet."""
+        ckpt = self.load_checkpoint()
+        if ckpt is None:
+            self.log.info("no checkpoint yet: starting from the beginning")
+            return None
+        for name, part in parts.items():
+            if part is not None and ckpt.get(name) is not None:
+                part.load_state_dict(ckpt[name])
+        set_rng_state(ckpt["rng"])
+        return progress_type(**ckpt["progress"]), ckpt
 
 
 def atomic_write_text(path: Path, text: str) -> None:

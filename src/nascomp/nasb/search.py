@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..config import NASBSearchConfig, to_dict
-from ..engine import RunDir, fmt_losses, progress, resolve_device, rng_state, seed_everything, set_rng_state
+from ..engine import RunDir, fmt_losses, progress, resolve_device, seed_everything
 from ..errors import ConfigError
 from ..nas import ArchSearcher, Genotype, derive, split_parameters
 from .data import halves, input_cfg, open_split, take, train_batches
@@ -184,25 +184,13 @@ class NASBSearch:
 
     # --- checkpoint / resume --------------------------------------------------------------------------
     def _checkpoint(self) -> None:
-        self.rundir.save_checkpoint(
-            {
-                "progress": self.state.__dict__,
-                "model": self.model.state_dict(),
-                "search": self.searcher.state_dict(),
-                "rng": rng_state(),
-            }
-        )
+        self.rundir.save_state(self.state, model=self.model, search=self.searcher)
 
     def _restore(self) -> None:
-        ckpt = self.rundir.load_checkpoint()
-        if ckpt is None:
-            self._log("no checkpoint yet: starting from the beginning")
-            return
-        self.state = SearchProgress(**ckpt["progress"])
-        self.model.load_state_dict(ckpt["model"])
-        self.searcher.load_state_dict(ckpt["search"])
-        set_rng_state(ckpt["rng"])
-        self._log(f"resumed after epoch {self.state.epoch}")
+        restored = self.rundir.load_state(SearchProgress, model=self.model, search=self.searcher)
+        if restored is not None:
+            self.state = restored[0]
+            self._log(f"resumed after epoch {self.state.epoch}")
 
 
 def check_search_config(cfg: NASBSearchConfig) -> NASBSearchConfig:

@@ -32,9 +32,7 @@ from ..engine import (
     fmt_losses,
     progress,
     resolve_device,
-    rng_state,
     seed_everything,
-    set_rng_state,
 )
 from ..errors import ConfigError
 from ..quant.binary import set_binary_stage
@@ -198,28 +196,18 @@ class NASBTrain:
 
     # --- checkpoint / resume --------------------------------------------------------------------------
     def _checkpoint(self) -> None:
-        self.rundir.save_checkpoint(
-            {
-                "progress": self.state.__dict__,
-                "student": self.student.state_dict(),
-                "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
-                "rng": rng_state(),
-            }
-        )
+        self.rundir.save_state(self.state, student=self.student, optimizer=self.optimizer)
 
     def _restore(self) -> None:
-        ckpt = self.rundir.load_checkpoint()
-        if ckpt is None:
-            self._log("no checkpoint yet: starting from the beginning")
+        restored = self.rundir.load_state(TrainProgress, student=self.student)
+        if restored is None:
             return
-        self.state = TrainProgress(**ckpt["progress"])
-        self.student.load_state_dict(ckpt["student"])
+        self.state, ckpt = restored
         st = self.state
         if st.stage_index < len(self.plan):
             self.optimizer = self._start_stage(self.plan[st.stage_index])  # binarization is not in a state dict
             if ckpt["optimizer"] is not None:
                 self.optimizer.load_state_dict(ckpt["optimizer"])
-        set_rng_state(ckpt["rng"])
         where = f"stage {self.plan[st.stage_index]}, epoch {st.epoch}" if st.stage_index < len(self.plan) else "the end"
         self._log(f"resumed at {where}")
 

@@ -44,7 +44,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import GeneratorSearchConfig, to_dict
-from ..engine import RunDir, fmt_losses, progress, resolve_device, rng_state, seed_everything, set_rng_state
+from ..engine import RunDir, fmt_losses, progress, resolve_device, seed_everything
 from ..errors import ConfigError
 from ..nas import ArchSearcher, Genotype, plot_alpha_history, render, split_parameters, to_dot
 from .autorecon import SPACE, AutoReConSupernet
@@ -151,19 +151,13 @@ class GeneratorSearch:
         return sums
 
     def _checkpoint(self) -> None:
-        self.rundir.save_checkpoint({"progress": self.state.__dict__, "supernet": self.supernet.state_dict(),
-                                     "searcher": self.searcher.state_dict(), "rng": rng_state()})
+        self.rundir.save_state(self.state, supernet=self.supernet, searcher=self.searcher)
 
     def _restore(self) -> None:
-        ckpt = self.rundir.load_checkpoint()
-        if ckpt is None:
-            self._log("no checkpoint yet: starting from the beginning")
-            return
-        self.state = SearchProgress(**ckpt["progress"])
-        self.supernet.load_state_dict(ckpt["supernet"])
-        self.searcher.load_state_dict(ckpt["searcher"])
-        set_rng_state(ckpt["rng"])
-        self._log(f"resumed after epoch {self.state.epoch}")
+        restored = self.rundir.load_state(SearchProgress, supernet=self.supernet, searcher=self.searcher)
+        if restored is not None:
+            self.state = restored[0]
+            self._log(f"resumed after epoch {self.state.epoch}")
 
     def run(self) -> dict[str, Any]:
         cfg, st = self.cfg, self.state
