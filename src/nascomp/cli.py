@@ -59,7 +59,8 @@ def _cmd_dfq(a: argparse.Namespace) -> dict:
             ("DFQ (last epoch)", metrics["dfq_top1"]),
             (f"DFQ best epoch ({metrics['dfq_best_epoch']}, chosen on eval data)", metrics["dfq_best_top1"]),
         ], f"{metrics['seconds']:.1f} s; run folder {metrics['run_dir']}")
-    keep = ("fp_top1", "ptq_top1", "dfq_top1", "dfq_best_top1", "wbits", "abits", "seconds", "run_dir")
+    keep = ("fp_top1", "ptq_top1", "dfq_top1", "dfq_best_top1", "wbits", "abits", "seconds", "search_seconds",
+            "run_dir")
     return {k: metrics[k] for k in keep}
 
 
@@ -245,7 +246,9 @@ def _print_table(title: str, rows: list[tuple[str, float | None]], footer: str) 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nascomp", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="nascomp", description="Compress pretrained CNNs with neural architecture search: data-free "
+        "quantization (GDFQ / AutoReCon generators) and binary networks (NASB). Errors exit with status 2.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_dfq, _add_search_generator, _add_eval, _add_list, _add_cost, _add_nasb):
         add(sub)
