@@ -31,7 +31,7 @@ def test_bare_dfq_prints_a_table(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["dfq", *TINY]) == 0
     out = capsys.readouterr().out
-    assert "FP teacher" in out and "PTQ" in out and "DFQ (last epoch)" in out
+    assert "FP teacher" in out and "PTQ" in out and "DFQ last epoch" in out
     assert len(list((tmp_path / "runs").iterdir())) == 1
 
 

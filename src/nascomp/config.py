@@ -30,6 +30,7 @@ class DFQConfig:
     gen_steps: int = 100  # calibset: generator updates before the set is drawn
     gen_lr: float = 1e-3
     calib_size: int = 512
+    holdout_size: int = 128  # calibset: generated images kept out of training to select the delivered epoch
     epochs: int = 4
     iters_per_epoch: int = 0  # gdfq: iterations per epoch; calibset: one pass over the set
     warmup_epochs: int = 0  # gdfq: epochs in which only G trains and activation ranges are observed
@@ -48,7 +49,8 @@ class DFQConfig:
 
 DFQ_PRESETS: dict[str, dict[str, Any]] = {
     "demo": {},
-    "quick": dict(schedule="calibset", batch_size=64, gen_steps=200, calib_size=2048, epochs=3, lr_schedule="cosine",
+    "quick": dict(schedule="calibset", batch_size=64, gen_steps=200, calib_size=2048, holdout_size=512,
+                  epochs=3, lr_schedule="cosine",
                   act_observer="mse", weight_observer="mse", eval_every=1),
     "paper": dict(schedule="gdfq", batch_size=200, epochs=400, iters_per_epoch=200, warmup_epochs=4,
                   milestones=[100, 200, 300], act_observer="ema", weight_observer="minmax", eval_every=1),

@@ -5,6 +5,8 @@ import torch
 
 from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
 from nascomp.dfq import DFQRun, kd_loss, run_dfq
+from nascomp.dfq.evaluate import evaluate_checkpoint
+from nascomp.engine.rundir import RunDir
 from nascomp.export.student import load_student
 
 TINY = dict(gen_steps=10, calib_size=128, epochs=3, batch_size=32, eval_every=1)
@@ -35,8 +37,6 @@ def test_end_to_end_demo_run_writes_the_run_folder(tmp_path, demo_teacher):
     assert json.loads((run / "metrics.json").read_text())["dfq_top1"] == metrics["dfq_top1"]
     spec = json.loads((run / "quant_spec.json").read_text())
     assert spec["wbits"] == 4 and spec["layers"]["features.3"]["abits"] == 4
-    from nascomp.dfq.evaluate import evaluate_checkpoint
-
     assert evaluate_checkpoint(None, str(run), "demo").top1 == pytest.approx(metrics["dfq_top1"])
     assert load_student(run).features[0].act_quant.frozen
 
@@ -75,3 +75,18 @@ def test_gdfq_schedule_freezes_ranges_after_warm_up(tmp_path):
 def test_noise_control_runs_without_generator_training(tmp_path):
     metrics = run_dfq(_cfg(generator="noise", epochs=1), out=str(tmp_path / "n"), quiet=True)
     assert metrics["generator"] == "noise" and metrics["dfq_top1"] is not None
+
+
+def test_saved_student_is_the_epoch_with_the_lowest_held_out_generated_loss(tmp_path):
+    metrics = run_dfq(_cfg(holdout_size=64), out=str(tmp_path / "h"), quiet=True)
+    losses = {row["epoch"]: row["holdout_kd"] for row in metrics["history"]}
+    selected = RunDir(tmp_path / "h").load_checkpoint()["progress"]["selected_loss"]
+    assert all(selected <= loss for loss in losses.values())
+    if metrics["selected_epoch"] > 0:
+        assert losses[metrics["selected_epoch"]] == selected
+    assert evaluate_checkpoint(None, str(tmp_path / "h"), "demo").top1 == pytest.approx(metrics["dfq_top1"])
+
+
+def test_without_a_held_out_set_the_last_epoch_is_saved(tmp_path):
+    metrics = run_dfq(_cfg(holdout_size=0), out=str(tmp_path / "n"), quiet=True)
+    assert metrics["selected_epoch"] is None and metrics["dfq_top1"] == metrics["dfq_last_epoch_top1"]

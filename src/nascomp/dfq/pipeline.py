@@ -54,6 +54,8 @@ class Progress:
     calib_lr: float | None = None  # L_r and BNS of the generated calibration images (calibset) or of the
     calib_bns: float | None = None  # last epoch's generator batches (gdfq)
     timing: dict[str, list[float]] = field(default_factory=dict)  # part -> [seconds, count]
+    selected_epoch: int | None = None  # calibset with a held-out set: epoch of the lowest held-out KD loss
+    selected_loss: float | None = None
 
 
 class DFQRun:
@@ -78,6 +80,7 @@ class DFQRun:
         self.student_opt = torch.optim.SGD(self.student.parameters(), lr=cfg.student_lr, momentum=0.9,
                                            nesterov=True, weight_decay=cfg.weight_decay)
         self.calib: dict[str, torch.Tensor] = {}
+        self.selected: dict[str, torch.Tensor] | None = None  # student state chosen on held-out generated images
         self.state = Progress()
         if resume:
             self._restore()
@@ -141,26 +144,49 @@ class DFQRun:
             self._observe(self._calib_batches(shuffle=False))
             st.ptq_top1 = self._evaluate(self.student)
             self._log(f"PTQ W{cfg.wbits}A{cfg.abits}: top1={st.ptq_top1:.2f}")
+            self._select(0, {})
             st.phase = "finetune"
             self._checkpoint()
         bar = progress(range(st.step, cfg.epochs), "fine-tune", quiet=self.quiet)
         for epoch in bar:
             losses = [self._student_step(*b) for b in self._calib_batches(shuffle=True)]
             self._scheduler_step()
-            self._end_epoch(epoch + 1, {"kd": sum(losses) / max(len(losses), 1)})
-            bar.set_postfix(fmt_losses({"kd": self.state.history[-1]["kd"]}))
+            row = {"kd": sum(losses) / max(len(losses), 1)}
+            self._select(epoch + 1, row)
+            self._end_epoch(epoch + 1, row)
+            bar.set_postfix(fmt_losses({"kd": row["kd"]}))
             st.step = epoch + 1
             self._checkpoint()
+        if self.selected:
+            self.student.load_state_dict(self.selected)
+
+    @torch.no_grad()
+    def _select(self, epoch: int, row: dict) -> None:
+        """Keep the student state with the lowest KD loss on the held-out generated images (epoch 0 = PTQ),
+        so fine-tuning cannot deliver a student that fits the held-out images worse than calibration alone."""
+        if "holdout_images" not in self.calib:
+            return
+        self.student.eval()
+        loss = kd_loss(self.student(self.calib["holdout_images"]), self.calib["holdout_logits"],
+                       self.calib["holdout_labels"], self.cfg.temperature, self.cfg.kd_weight, self.cfg.ce_weight).item()
+        row["holdout_kd"] = loss
+        if self.state.selected_loss is None or loss < self.state.selected_loss:
+            self.state.selected_epoch, self.state.selected_loss = epoch, loss
+            self.selected = {k: v.clone() for k, v in self.student.state_dict().items()}
 
     @torch.no_grad()
     def _draw_calibration_set(self) -> None:
         images, labels, logits, bns, lr = [], [], [], [], []
-        for _ in range(-(-self.cfg.calib_size // self.cfg.batch_size)):
+        n, held = self.cfg.calib_size, self.cfg.holdout_size
+        for _ in range(-(-(n + held) // self.cfg.batch_size)):
             batch = generator_step(self.generator, self.teacher, self.bns, self.cfg.batch_size, None, self.device)
             images.append(batch.images), labels.append(batch.labels), logits.append(batch.teacher_logits)
             bns.append(batch.bns), lr.append(batch.loss)
-        n = self.cfg.calib_size
-        self.calib = {"images": torch.cat(images)[:n], "labels": torch.cat(labels)[:n], "logits": torch.cat(logits)[:n]}
+        images, labels, logits = torch.cat(images), torch.cat(labels), torch.cat(logits)
+        self.calib = {"images": images[:n], "labels": labels[:n], "logits": logits[:n]}
+        if held:
+            self.calib |= {"holdout_images": images[n:n + held], "holdout_labels": labels[n:n + held],
+                           "holdout_logits": logits[n:n + held]}
         self.state.calib_bns, self.state.calib_lr = sum(bns) / len(bns), sum(lr) / len(lr)
         self._log(f"calibration set: {n} generated images, L_r {self.state.calib_lr:.4g}, BNS {self.state.calib_bns:.4g}")
 
@@ -222,14 +248,15 @@ class DFQRun:
     def _checkpoint(self) -> None:
         self.state.seconds = self._seconds()
         self.rundir.save_state(self.state, generator=self.generator, student=self.student,
-                               student_opt=self.student_opt, gen_opt=self.gen_opt, calib=self.calib)
+                               student_opt=self.student_opt, gen_opt=self.gen_opt, calib=self.calib,
+                               selected=self.selected)
 
     def _restore(self) -> None:
         restored = self.rundir.load_state(Progress, generator=self.generator, student=self.student,
                                           student_opt=self.student_opt, gen_opt=self.gen_opt)
         if restored is not None:
             self.state, ckpt = restored
-            self.calib = ckpt["calib"]
+            self.calib, self.selected = ckpt["calib"], ckpt["selected"]
             self._log(f"resumed at phase {self.state.phase}, step {self.state.step}")
 
     def _seconds(self) -> float:
@@ -252,13 +279,25 @@ class DFQRun:
         self.rundir.close()
         return metrics
 
+    def _delivered_top1(self, last: float | None) -> float | None:
+        """Top-1 of the student that is saved: the last epoch's, or the one selected on held-out generated images."""
+        epoch = self.state.selected_epoch
+        if epoch is None or epoch == self.cfg.epochs:
+            return last
+        if epoch == 0:
+            return self.state.ptq_top1
+        rows = [r for r in self.state.history if r["epoch"] == epoch and "top1" in r]
+        return rows[0]["top1"] if rows else self._evaluate(self.student)
+
     def _metrics(self) -> dict:
         st, cfg = self.state, self.cfg
         scored = [r for r in st.history if "top1" in r]
         best = max(scored, key=lambda r: r["top1"]) if scored else None
+        last = scored[-1]["top1"] if scored else st.ptq_top1
         return {
             "fp_top1": st.fp_top1, "ptq_top1": st.ptq_top1,
-            "dfq_top1": scored[-1]["top1"] if scored else st.ptq_top1,
+            "dfq_top1": self._delivered_top1(last), "dfq_last_epoch_top1": last,
+            "selected_epoch": st.selected_epoch,
             "dfq_best_top1": best["top1"] if best else None, "dfq_best_epoch": best["epoch"] if best else None,
             "wbits": cfg.wbits, "abits": cfg.abits, "generator": cfg.generator, "schedule": cfg.schedule,
             "calib_lr": st.calib_lr, "calib_bns": st.calib_bns, "search_seconds": search_seconds(self.rundir.path),
