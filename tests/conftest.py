@@ -1,4 +1,7 @@
-"""Shared fixtures: a per-session cache, so the demo teacher trains once per test session."""
+"""Shared fixtures: a per-session cache (the demo teacher trains once per test session) and one torch thread.
+
+The test models are tiny (8x8 digits, widths of 4-16): intra-op thread hand-offs cost more than a second
+thread gives, many times more on busy shared cores."""
 
 from __future__ import annotations
 

@@ -21,16 +21,6 @@ from nascomp.recon import (
 )
 from nascomp.recon.autorecon import GEN_OPS, SCALE, ConditionalBatchNorm2d, UpEdge
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run thousands of small ops: with two threads on a shared, loaded machine they spin-wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 PUBLISHED = ["autorecon-cifar10-resnet20", "autorecon-cifar100-resnet20", "autorecon-imagenet-resnet18"]
 
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from nascomp.cli import main
 from nascomp.config import DFQ_PRESETS, GENERATOR_SEARCH_PRESETS, DFQConfig, GeneratorSearchConfig, resolve
@@ -14,15 +13,6 @@ from nascomp.dfq import run_dfq
 from nascomp.errors import ConfigError
 from nascomp.nas import Genotype
 from nascomp.recon import AUTORECON_SPACE, GeneratorSearch, search_generator
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run thousands of small ops: with two threads on a shared, loaded machine they spin-wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
