@@ -180,6 +180,7 @@ def _add_nasb(sub) -> None:
     s.add_argument("--preset", help="demo | quick (CPU minutes, GDAS sampling) | paper (DARTS budget)")
     s.add_argument("--order", type=int, help="1: first-order DARTS (default); 2: unrolled alpha gradient")
     s.add_argument("--relaxation", help="softmax (DARTS mixture) | gumbel (one sampled op per edge, GDAS)")
+    s.add_argument("--max-parameter-free", type=int, help="keep at most N pool/skip edges per cell (P-DARTS cap)")
     s.add_argument("--no-plot", dest="plot", action="store_false", default=None, help="skip the alpha history plot")
     for name in ("channels", "layers", "subset", "epochs", "batch-size"):
         s.add_argument(f"--{name}", type=int, help=_NASB_INT_HELP[name])
@@ -213,7 +214,7 @@ def _cmd_nasb_search(a: argparse.Namespace) -> dict:
     from .config import NASB_SEARCH_PRESETS, NASBSearchConfig, resolve
     from .nasb import run_search
 
-    keys = ("data", "order", "relaxation", "channels", "layers", "subset", "epochs", "batch_size", "plot", "seed",
+    keys = ("data", "order", "relaxation", "max_parameter_free", "channels", "layers", "subset", "epochs", "batch_size", "plot", "seed",
             "device")
     cfg = resolve(NASBSearchConfig, NASB_SEARCH_PRESETS, _nasb_preset(a), {k: getattr(a, k) for k in keys})
     m = run_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet)

@@ -115,6 +115,7 @@ class NASBSearchConfig:
     batch_size: int = 64
     order: int = 1  # 1: first-order DARTS; 2: unrolled (second-order) alpha gradient
     relaxation: str = "softmax"  # softmax: DARTS mixture; gumbel: one sampled op per edge (GDAS)
+    max_parameter_free: int | None = None  # cap on pool/skip edges kept per cell at derivation (P-DARTS); None: no cap
     tau_max: float = 10.0  # gumbel temperature, annealed linearly to tau_min over the epochs (GDAS)
     tau_min: float = 0.1
     w_lr: float = 1e-3  # Adam on the weights, cosine decay to 0 over the search

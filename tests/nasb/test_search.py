@@ -85,3 +85,22 @@ def test_gdas_sampling_and_second_order_search_run(tmp_path, kw):
 def test_bad_search_settings_are_config_errors(tmp_path, kw, message):
     with pytest.raises(ConfigError if "subset" not in kw else Exception, match=message):
         run_search(_cfg(**kw), out=str(tmp_path / "r"), quiet=True)
+
+
+def test_derivation_cap_keeps_at_most_n_parameter_free_edges_per_cell():
+    import torch
+
+    from nascomp.nasb.ops import PARAMETER_FREE
+    from nascomp.nasb.search import derive_capped, parameter_free_edges
+    from nascomp.nasb.space import NASB_SPACE
+
+    alphas = {}
+    for kind, spec in NASB_SPACE.kinds.items():
+        a = torch.zeros(len(spec.edges), len(spec.ops))
+        a[:, spec.ops.index("skip_connect")] = 5.0  # a collapsed search: skip wins every edge
+        alphas[kind] = a
+    assert all(n == 8 for n in parameter_free_edges(derive_capped(alphas, None)).values())
+    capped = derive_capped(alphas, 2)
+    assert all(n == 2 for n in parameter_free_edges(capped).values())
+    assert all(e["op"] != "none" for kind in capped.edges for e in capped.edges[kind])
+    assert sum(e["op"] in PARAMETER_FREE for e in capped.edges["normal"]) == 2

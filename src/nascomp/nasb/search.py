@@ -20,6 +20,7 @@ search width and depth and the data's input size, ``metrics.json``, and ``checkp
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,27 @@ class SearchProgress:
 def parameter_free_edges(genotype: Genotype) -> dict[str, int]:
     """How many kept edges of each cell kind are pools or skips (a collapsed search keeps nearly only those)."""
     return {kind: sum(op in PARAMETER_FREE for op in genotype.ops(kind)) for kind in genotype.edges}
+
+
+def derive_capped(arch: Mapping[str, torch.Tensor], max_free: int | None, meta: dict | None = None) -> Genotype:
+    """Derive (two strongest incoming edges per node, no ``none``), then, while a cell keeps more than
+    ``max_free`` pool/skip edges, forbid the parameter-free ops on the weakest such edge and derive again
+    (the cap of P-DARTS, Chen et al. ICCV 2019, against the collapse into parameter-free ops)."""
+    alphas = {kind: arch[kind].detach().clone() for kind in NASB_SPACE.kinds}
+    while True:
+        genotype = derive(NASB_SPACE, alphas, meta=meta)
+        if max_free is None:
+            return genotype
+        over = [kind for kind, n in parameter_free_edges(genotype).items() if n > max_free]
+        if not over:
+            return genotype
+        kind = over[0]
+        spec = NASB_SPACE.kind(kind)
+        free = [i for i, op in enumerate(spec.ops) if op in PARAMETER_FREE]
+        weights = torch.softmax(alphas[kind], -1)
+        rows = [spec.edges.index(e["edge"]) for e in genotype.edges[kind] if e["op"] in PARAMETER_FREE]
+        weakest = min(rows, key=lambda r: weights[r, free].max().item())
+        alphas[kind][weakest, free] = float("-inf")
 
 
 class NASBSearch:
@@ -127,7 +149,7 @@ class NASBSearch:
     def _end_epoch(self, epoch: int, losses: dict[str, float]) -> None:
         st = self.state
         st.alphas.append(self.searcher.alpha_snapshot())
-        genotype = derive(NASB_SPACE, self.model.arch)
+        genotype = derive_capped(self.model.arch, self.cfg.max_parameter_free)
         row: dict[str, Any] = {"epoch": epoch, **losses, "parameter_free": parameter_free_edges(genotype)}
         if self.model.tau is not None:
             row["tau"] = self.model.tau
@@ -160,9 +182,10 @@ class NASBSearch:
             "order": cfg.order,
             "relaxation": cfg.relaxation,
             "binary_shortcut": cfg.binary_shortcut,
+            "max_parameter_free": cfg.max_parameter_free,
             "seed": cfg.seed,
         }
-        genotype = derive(NASB_SPACE, self.model.arch, meta=meta)
+        genotype = derive_capped(self.model.arch, cfg.max_parameter_free, meta=meta)
         path = genotype.save(self.rundir.path / "genotype.json")
         drawings = draw_cells(genotype, self.rundir.path)
         plot = plot_alphas(st.alphas, self.rundir.path / "alphas.png") if cfg.plot else None
