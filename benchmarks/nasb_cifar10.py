@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import shlex
 import sys
 import time
@@ -31,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from common import DOCS, machine, write_section
 
 from nascomp.config import NASB_SEARCH_PRESETS, NASB_TRAIN_PRESETS, NASBSearchConfig, NASBTrainConfig, resolve
 from nascomp.nasb import load_genotype, run_search, run_train, width_for_ops
@@ -40,7 +39,7 @@ from nascomp.quant.cost import sci
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpeg"
-SECTION = "## NASB vs Bi-Real (CIFAR-10)"
+TITLE = "NASB vs Bi-Real (CIFAR-10)"
 BASELINE = "cifar_birealnet20"
 SMOKE_SEARCH = dict(channels=4, layers=3, subset=256, epochs=1, batch_size=32, plot=False)
 SMOKE_TRAIN = dict(layers=3, subset=256, eval_subset=128, epochs=1, batch_size=32)
@@ -60,11 +59,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--write", action="store_true", help="put the section into docs/BENCHMARKS.md")
     p.add_argument("--smoke", action="store_true", help="demo digits with tiny settings (checks the script)")
     return p.parse_args(argv)
-
-
-def machine(threads: int) -> str:
-    return (f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-            f"torch {torch.__version__} ({threads} thread{'s' * (threads > 1)})")
 
 
 def configs(a: argparse.Namespace) -> tuple[NASBSearchConfig, NASBTrainConfig]:
@@ -142,8 +136,6 @@ def markdown(r: dict, command: str, machine_text: str, total_s: float) -> str:
     nasb, base = (m["stages"][-1]["top1"] for m in r["nets"].values())
     gap_ok = "within" if abs(r["ops_gap"]) <= OPS_TOLERANCE else "NOT within"
     lines = [
-        SECTION,
-        "",
         f"Measured {datetime.date.today().isoformat()} with `{command}` on {machine_text}; "
         f"total wall time {total_s / 60:.1f} min.",
         "",
@@ -168,19 +160,6 @@ def markdown(r: dict, command: str, machine_text: str, total_s: float) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the ``SECTION`` of ``path`` (up to the next ``## `` heading) or append it; keep the rest."""
-    text = path.read_text() if path.is_file() else "# Benchmarks\n\nMeasured figures only.\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        text = "".join(lines[:start]) + section + ("\n" if end < len(lines) else "") + "".join(lines[end:])
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     if a.smoke and a.write:
@@ -188,16 +167,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(a.threads)
     command = shlex.join(["python", "benchmarks/nasb_cifar10.py", *(sys.argv[1:] if argv is None else argv)])
-    machine_text = machine(a.threads)
+    machine_text = machine()
     print(f"command: {command}\nmachine: {machine_text}", flush=True)
     start = time.perf_counter()
     result = run(a)
     total = time.perf_counter() - start
     section = markdown(result, command, machine_text, total)
-    print("\n" + section)
+    print(f"\n## {TITLE}\n\n{section}")
     if a.write:
-        write_section(ROOT / "docs" / "BENCHMARKS.md", section)
-        print(f"wrote the section into {ROOT / 'docs' / 'BENCHMARKS.md'}")
+        write_section(TITLE, section)
+        print(f"wrote the section into {DOCS}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""benchmarks/nasb_cifar10.py writes its Markdown section into BENCHMARKS.md without touching the rest."""
+"""The benchmark scripts write their Markdown section into BENCHMARKS.md without touching the rest."""
 
 from __future__ import annotations
 
@@ -19,14 +19,16 @@ def bench():
 
 
 def test_section_is_appended_then_replaced_in_place(bench, tmp_path):
-    path = tmp_path / "BENCHMARKS.md"
+    from common import write_section
+
+    path, heading = tmp_path / "BENCHMARKS.md", f"## {bench.TITLE}"
     path.write_text("# Benchmarks\n\n## DFQ\n\nkeep me\n")
-    bench.write_section(path, f"{bench.SECTION}\n\nfirst\n")
-    assert path.read_text() == f"# Benchmarks\n\n## DFQ\n\nkeep me\n\n{bench.SECTION}\n\nfirst\n"
+    write_section(bench.TITLE, "first", path)
+    assert path.read_text() == f"# Benchmarks\n\n## DFQ\n\nkeep me\n\n{heading}\n\nfirst\n"
     path.write_text(path.read_text() + "\n## Later\n\nalso kept\n")
-    bench.write_section(path, f"{bench.SECTION}\n\nsecond\n")
+    write_section(bench.TITLE, "second", path)
     text = path.read_text()
-    assert "first" not in text and "second" in text and text.count(bench.SECTION) == 1
+    assert "first" not in text and "second" in text and text.count(heading) == 1
     assert text.startswith("# Benchmarks\n\n## DFQ\n\nkeep me\n") and text.endswith("## Later\n\nalso kept\n")
 
 

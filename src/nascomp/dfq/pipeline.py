@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..config import DFQConfig, to_dict
 from ..engine import (
@@ -114,9 +113,7 @@ class DFQRun:
         return self._timed("evaluation", evaluate, model, self.eval_data, self.device).top1
 
     def _log(self, message: str) -> None:
-        self.rundir.log.info(message)
-        if not self.quiet:
-            tqdm.write(message)
+        self.rundir.note(message, echo=not self.quiet)
 
     def _end_epoch(self, epoch: int, losses: dict[str, float]) -> None:
         row = {"epoch": epoch, **losses}

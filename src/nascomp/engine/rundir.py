@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import torch
 import yaml
+from tqdm.auto import tqdm
 
 from ..errors import RunDirError
 from .seed import rng_state, set_rng_state
@@ -81,6 +82,12 @@ class RunDir:
         handler = logging.FileHandler(self.path / "log.txt")
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         self.log.addHandler(handler)
+
+    def note(self, message: str, echo: bool = True) -> None:
+        """Write ``message`` to the run's log, and to the terminal (above any progress bar) when ``echo``."""
+        self.log.info(message)
+        if echo:
+            tqdm.write(message)
 
     def close(self) -> None:
         for h in list(self.log.handlers):

@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..config import NASBSearchConfig, to_dict
 from ..engine import RunDir, fmt_losses, progress, resolve_device, seed_everything
@@ -126,9 +125,7 @@ class NASBSearch:
         return cfg.tau_max - (cfg.tau_max - cfg.tau_min) * epoch / max(cfg.epochs - 1, 1)
 
     def _log(self, message: str) -> None:
-        self.rundir.log.info(message)
-        if not self.quiet:
-            tqdm.write(message)
+        self.rundir.note(message, echo=not self.quiet)
 
     # --- the search -----------------------------------------------------------------------------------
     def _epoch(self, epoch: int) -> dict[str, float]:

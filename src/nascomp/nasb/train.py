@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ..config import NASBTrainConfig, to_dict
 from ..data import ImageBatches
@@ -99,9 +98,7 @@ class NASBTrain:
             self._restore()
 
     def _log(self, message: str) -> None:
-        self.rundir.log.info(message)
-        if not self.quiet:
-            tqdm.write(message)
+        self.rundir.note(message, echo=not self.quiet)
 
     # --- one stage ------------------------------------------------------------------------------------
     def _start_stage(self, stage: int) -> torch.optim.Optimizer:

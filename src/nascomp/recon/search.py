@@ -41,7 +41,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..config import GeneratorSearchConfig, to_dict
 from ..engine import RunDir, fmt_losses, progress, resolve_device, seed_everything
@@ -127,9 +126,7 @@ class GeneratorSearch:
             self._restore()
 
     def _log(self, message: str) -> None:
-        self.rundir.log.info(message)
-        if not self.quiet:
-            tqdm.write(message)
+        self.rundir.note(message, echo=not self.quiet)
 
     def _epoch(self, epoch: int) -> dict[str, float]:
         """``steps_per_epoch`` search steps; returns the epoch's mean L_r (weight and alpha batches), CE, BNS."""
