@@ -17,13 +17,11 @@ for this teacher: compare the generators with each other, not with the paper's f
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Sequence
+import json
 from pathlib import Path
 
 import torch
-from common import SHARED, command, machine, write_section
+from common import SHARED, add_section_args, command, machine, mean_spread, parse_overrides, write_section
 
 from nascomp.config import DFQ_PRESETS, GENERATOR_SEARCH_PRESETS, DFQConfig, GeneratorSearchConfig, resolve
 from nascomp.dfq import run_dfq
@@ -53,19 +51,16 @@ def search_config(args: argparse.Namespace, seed: int) -> GeneratorSearchConfig:
 
 
 def dfq_config(args: argparse.Namespace, generator: str, seed: int) -> DFQConfig:
-    extra = SMOKE_DFQ if args.smoke else {}
+    extra = SMOKE_DFQ if args.smoke else parse_overrides(args.set, DFQConfig)
     return resolve(DFQConfig, DFQ_PRESETS, "demo" if args.smoke else args.dfq_preset, dict(
         **teacher(args), **extra, generator=generator, seed=seed, wbits=4, abits=4, device=args.device))
 
 
-def stat(values: Sequence[float | None], spec: str = ".2f") -> str:
-    """``mean ± half-range`` over seeds (the single value for one seed; ``-`` when not recorded)."""
-    got = [v for v in values if v is not None]
-    if not got:
-        return "-"
-    if len(got) == 1:
-        return format(got[0], spec)
-    return f"{format(statistics.mean(got), spec)} ± {format((max(got) - min(got)) / 2, spec)}"
+def read_metrics(run_dir: Path) -> dict:
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        raise SystemExit(f"--report-only: {path} not found; run the benchmark without --report-only first")
+    return json.loads(path.read_text())
 
 
 def run(args: argparse.Namespace) -> tuple[dict[str, list[dict]], list[dict]]:
@@ -74,15 +69,16 @@ def run(args: argparse.Namespace) -> tuple[dict[str, list[dict]], list[dict]]:
     searches = []
     root = Path(args.runs)
     for seed in args.seeds:
-        search = run_generator_search(search_config(args, seed), out=str(root / f"search-seed{seed}"), force=True,
-                                      quiet=True)
+        search_dir = root / f"search-seed{seed}"
+        search = (read_metrics(search_dir) if args.report_only else
+                  run_generator_search(search_config(args, seed), out=str(search_dir), force=True, quiet=True))
         searches.append(search)
         print(f"search seed {seed}: L_r {search['lr_first']:.4g} -> {search['lr_last']:.4g}, "
               f"{search['seconds']:.0f} s ({search['seconds_per_step']:.3g} s/step)", flush=True)
         for label, generator in (("gdfq", "gdfq"), (PUBLISHED, PUBLISHED), ("searched here", search["genotype"])):
             cfg = dfq_config(args, generator, seed)
             out = root / f"{label.replace(' ', '-')}-seed{seed}"
-            metrics = run_dfq(cfg, out=str(out), force=True, quiet=True)
+            metrics = read_metrics(out) if args.report_only else run_dfq(cfg, out=str(out), force=True, quiet=True)
             print(f"{label} seed {seed}: PTQ {metrics['ptq_top1']:.2f} DFQ {metrics['dfq_top1']:.2f} "
                   f"({metrics['seconds']:.0f} s)", flush=True)
             results.setdefault(label, []).append(metrics)
@@ -98,31 +94,37 @@ def budget(args: argparse.Namespace) -> str:
             f"width {s.channels}, order {s.order})")
 
 
-def report(args: argparse.Namespace, results: dict[str, list[dict]], searches: list[dict], total: float) -> str:
+def report(args: argparse.Namespace, results: dict[str, list[dict]], searches: list[dict]) -> str:
     first = next(iter(results.values()))[0]
     t = teacher(args)
     lines = [
-        f"Command: `{command()}`  ",
-        f"Machine: {machine()}  ",
+        f"Command: `{command()}`" + (" (the runs were made by the same command without `--report-only`, one "
+                                      "process per seed)" if args.report_only else "") + "  ",
+        f"Machine: {args.machine or machine()}  ",
         f"Teacher: {t['model']} (FP top-1 {first['fp_top1']:.2f} on "
         f"{'the demo digits' if args.smoke else 'the JPEG CIFAR-10 test set'}), W4A4, seeds {args.seeds}  ",
         f"Budget: {budget(args)}  ",
-        f"Total wall time: {total / 60:.1f} min  ",
-        "Figures: mean ± half-range over the seeds.",
+        f"Total: {(sum(r['seconds'] for rs in results.values() for r in rs) + sum(s['seconds'] for s in searches)) / 60:.1f} "
+        "min of runs and searches  ",
+        "Figures: mean ± half-range over the seeds. The saved student is the KD epoch (0 = PTQ) with the lowest KD "
+        "loss on held-out generated images, chosen without real data.",
         "",
-        "| generator | calib. L_r | calib. BNS | PTQ top-1 | DFQ top-1 (last epoch) | DFQ seconds | search seconds |",
-        "|---|---|---|---|---|---|---|",
+        "| generator | calib. L_r | calib. BNS | PTQ top-1 | DFQ top-1 (last epoch) | DFQ top-1 (saved student) "
+        "| DFQ seconds | search seconds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    search_cost = stat([s["seconds"] for s in searches], ".0f")
+    search_cost = mean_spread([s["seconds"] for s in searches], ".0f")
     for label, runs in results.items():
         lines.append(
-            f"| {label} | {stat([r.get('calib_lr') for r in runs], '.4g')} "
-            f"| {stat([r.get('calib_bns') for r in runs], '.4g')} | {stat([r['ptq_top1'] for r in runs])} "
-            f"| {stat([r['dfq_top1'] for r in runs])} | {stat([r['seconds'] for r in runs], '.0f')} "
+            f"| {label} | {mean_spread([r.get('calib_lr') for r in runs], '.3f')} "
+            f"| {mean_spread([r.get('calib_bns') for r in runs], '.3f')} | {mean_spread([r['ptq_top1'] for r in runs])} "
+            f"| {mean_spread([r['dfq_last_epoch_top1'] for r in runs])} | {mean_spread([r['dfq_top1'] for r in runs])} "
+            f"| {mean_spread([r['seconds'] for r in runs], '.0f')} "
             f"| {search_cost if label == 'searched here' else '-'} |")
     lines += ["", "Search cost per seed: " + "; ".join(
         f"{s['steps']} steps, {s['seconds_per_step']:.3g} s/step ({s['cpu_seconds_per_step']:.3g} CPU-s/step, "
-        f"{s['torch_threads']} threads), process peak RSS {s['peak_rss_mb']:.0f} MiB, L_r {s['lr_first']:.4g} -> "
+        f"{s['torch_threads']} threads), process peak RSS {s['peak_rss_mb']:.0f} MiB"
+        + (f", peak CUDA memory {s['peak_cuda_mb']:.0f} MiB" if s.get("peak_cuda_mb") else "") + f", L_r {s['lr_first']:.4g} -> "
         f"{s['lr_last']:.4g}" for s in searches)]
     for seed, s in zip(args.seeds, searches, strict=True):
         ops = s["ops"]
@@ -138,21 +140,25 @@ def main() -> None:
     p.add_argument("--dfq-preset", default="quick")
     p.add_argument("--search-preset", default="quick")
     p.add_argument("--device", default="auto")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override fields of the DFQ preset (e.g. gen_steps=800); the budget line shows the result")
+    p.add_argument("--machine", help="with --report-only: the machine the runs were made on (default: this one)")
+    p.add_argument("--report-only", action="store_true",
+                   help="re-read the finished runs' metrics.json (e.g. seeds run as separate processes), run nothing")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's; 1 with --smoke: tiny models)")
     p.add_argument("--runs", default="runs/bench-autorecon", help="parent folder of the run folders")
     p.add_argument("--smoke", action="store_true", help="the demo teacher and a tiny budget (a check, not a figure)")
-    p.add_argument("--write", action="store_true", help="write the section into docs/BENCHMARKS.md")
+    add_section_args(p, TITLE)
     args = p.parse_args()
     if args.smoke and args.write:
         raise SystemExit("--smoke numbers are a check, not a benchmark: run without --write")
     if args.threads or args.smoke:
         torch.set_num_threads(args.threads or 1)
-    started = time.time()
     results, searches = run(args)
-    text = report(args, results, searches, time.time() - started)
-    print(f"\n## {TITLE}\n\n{text}")
+    text = report(args, results, searches)
+    print(f"\n## {args.title}\n\n{text}")
     if args.write:
-        write_section(TITLE, text)
+        write_section(args.title, text)
 
 
 if __name__ == "__main__":

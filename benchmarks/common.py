@@ -8,12 +8,14 @@ import re
 import shlex
 import statistics
 import sys
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import torch
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(os.environ.get("NASCOMP_SHARED") or Path(__file__).resolve().parents[2] / "shared")  # ../shared
 HEADER = "# Benchmarks\n\nEvery figure here was produced by the command shown above its table (scripts in `benchmarks/`).\n"
 
 
@@ -28,14 +30,42 @@ def command() -> str:
     return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
 
 
-def mean_spread(values: list[float]) -> str:
-    """``mean ± half-range`` (the spread over seeds), or the single value."""
+def mean_spread(values: list[float | None], spec: str = ".2f") -> str:
+    """``mean ± half-range`` (the spread over seeds), the single value for one, ``-`` when none was recorded."""
     values = [v for v in values if v is not None]
     if not values:
         return "-"
     if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {(max(values) - min(values)) / 2:.2f}"
+        return format(values[0], spec)
+    return f"{format(statistics.mean(values), spec)} ± {format((max(values) - min(values)) / 2, spec)}"
+
+
+def parse_overrides(pairs: list[str], cls: type) -> dict[str, Any]:
+    """``["gen_steps=800", "milestones=10,20"]`` -> typed overrides of the config dataclass ``cls``.
+
+    Used by the benchmarks' ``--set`` to measure a budget other than a preset's; the resolved budget is
+    printed in the section, so the figures always name what produced them.
+    """
+    types = {f.name: f.type for f in fields(cls)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in types:
+            raise SystemExit(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(types)}")
+        kind = str(types[key])
+        try:
+            out[key] = ([int(v) for v in value.split(",") if v] if kind.startswith("list[int]")
+                        else int(value) if kind.startswith("int") else float(value) if kind.startswith("float")
+                        else value.lower() in ("1", "true", "yes") if kind.startswith("bool") else value)
+        except ValueError:
+            raise SystemExit(f"--set {pair!r}: {key} takes a value of type {kind}") from None
+    return out
+
+
+def add_section_args(parser, title: str) -> None:
+    """``--write`` and ``--title``: a run at another budget or on another machine gets its own section."""
+    parser.add_argument("--write", action="store_true", help="write the section into docs/BENCHMARKS.md")
+    parser.add_argument("--title", default=title, help=f"section title (default: {title!r}; replaced when it exists)")
 
 
 def write_section(title: str, body: str, path: Path = DOCS) -> None:

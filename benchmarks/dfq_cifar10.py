@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 import torch
-from common import SHARED, command, machine, mean_spread, write_section
+from common import SHARED, add_section_args, command, machine, mean_spread, parse_overrides, write_section
 
 from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
 from nascomp.dfq import run_dfq
@@ -34,7 +34,7 @@ def config(args: argparse.Namespace, generator: str, seed: int) -> DFQConfig:
         raise SystemExit(f"needs ../shared (ResNet-20 weights and {data}); see ../shared/README.md")
     return resolve(DFQConfig, DFQ_PRESETS, args.preset, dict(
         model="cifar_resnet20", weights=str(weights[0]), data=str(data), generator=generator, seed=seed,
-        wbits=args.wbits, abits=args.abits, device=args.device))
+        wbits=args.wbits, abits=args.abits, device=args.device, **parse_overrides(args.set, DFQConfig)))
 
 
 def budget(cfg: DFQConfig) -> str:
@@ -55,10 +55,13 @@ def main() -> None:
     p.add_argument("--wbits", type=int, default=4)
     p.add_argument("--abits", type=int, default=4)
     p.add_argument("--device", default="auto")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override fields of the preset (e.g. gen_steps=800); the budget line shows the result")
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     p.add_argument("--runs", default="runs/bench-dfq", help="parent folder of the run folders")
     p.add_argument("--smoke", action="store_true")
-    p.add_argument("--write", action="store_true", help="write the section into docs/BENCHMARKS.md")
+    add_section_args(p, TITLE)
+    p.add_argument("--machine", help="with --report-only: the machine the runs were made on (default: this one)")
     p.add_argument("--report-only", action="store_true", help="re-read the finished runs' metrics.json, run nothing")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -68,6 +71,8 @@ def main() -> None:
             cfg = config(args, generator, seed)
             out = Path(args.runs) / f"{generator}-seed{seed}"
             if args.report_only:
+                if not (out / "metrics.json").is_file():
+                    raise SystemExit(f"--report-only: {out / 'metrics.json'} not found; run without --report-only first")
                 metrics = json.loads((out / "metrics.json").read_text())
             else:
                 metrics = run_dfq(cfg, out=str(out), force=True, quiet=True)
@@ -81,7 +86,7 @@ def report(args: argparse.Namespace, cfg: DFQConfig, results: dict[str, list[dic
     first = next(iter(results.values()))[0]
     lines = [
         f"Command: `{command()}`" + (" (the runs were made by the same command without `--report-only`)" if args.report_only else "") + "  ",
-        f"Machine: {machine()}  ",
+        f"Machine: {args.machine or machine()}  ",
         f"Teacher: {cfg.model} ({'demo data' if args.smoke else 'JPEG CIFAR-10 test set, 10,000 images'}), "
         f"W{cfg.wbits}A{cfg.abits}, seeds {args.seeds}  ",
         f"Budget: {budget(cfg)}  ",
@@ -102,12 +107,12 @@ def report(args: argparse.Namespace, cfg: DFQConfig, results: dict[str, list[dic
             f"| {mean_spread([s.get('student_step') for s in steps])} "
             f"| {mean_spread([r['seconds'] for r in runs])} |")
     lines += ["", "Mean ± half-range over the seeds. The saved student is the epoch (0 = PTQ) with the lowest KD loss on "
-              "512 held-out generated images; the last-epoch and test-selected figures are given beside it. "
-              "Same seed, same numbers at the same thread count. The wall times were taken with other jobs "
-              "running on the same two cores."]
+              f"{cfg.holdout_size} held-out generated images; the last-epoch and test-selected figures are given beside it. "
+              "Same seed, same numbers at the same thread count (CPU). The wall times were taken with other "
+              "benchmark jobs running on the same machine."]
     text = "\n".join(lines)
     if args.write:
-        write_section(TITLE + (" [smoke]" if args.smoke else ""), text)
+        write_section(args.title + (" [smoke]" if args.smoke else ""), text)
     return text
 
 

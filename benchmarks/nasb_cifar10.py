@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from common import DOCS, machine, write_section
+from common import DOCS, SHARED, add_section_args, machine, write_section
 
 from nascomp.config import NASB_SEARCH_PRESETS, NASB_TRAIN_PRESETS, NASBSearchConfig, NASBTrainConfig, resolve
 from nascomp.nasb import load_genotype, run_search, run_train, width_for_ops
@@ -38,7 +38,7 @@ from nascomp.nasb.report import student_cost
 from nascomp.quant.cost import sci
 
 ROOT = Path(__file__).resolve().parents[1]
-CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpeg"
+CIFAR = SHARED / "data" / "cifar10-jpeg"
 TITLE = "NASB vs Bi-Real (CIFAR-10)"
 BASELINE = "cifar_birealnet20"
 SMOKE_SEARCH = dict(channels=4, layers=3, subset=256, epochs=1, batch_size=32, plot=False)
@@ -56,7 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1, see the module docstring)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--write", action="store_true", help="put the section into docs/BENCHMARKS.md")
+    p.add_argument("--max-parameter-free", type=int, help="derivation cap on pool/skip edges per cell (remedy)")
+    add_section_args(p, TITLE)
     p.add_argument("--smoke", action="store_true", help="demo digits with tiny settings (checks the script)")
     return p.parse_args(argv)
 
@@ -68,7 +69,8 @@ def configs(a: argparse.Namespace) -> tuple[NASBSearchConfig, NASBTrainConfig]:
         train = resolve(NASBTrainConfig, NASB_TRAIN_PRESETS, "demo", {**SMOKE_TRAIN, "seed": a.seed})
         return search, train
     common = {"seed": a.seed, "device": a.device}
-    search = resolve(NASBSearchConfig, NASB_SEARCH_PRESETS, a.preset, {"data": a.train, **common})
+    search = resolve(NASBSearchConfig, NASB_SEARCH_PRESETS, a.preset,
+                     {"data": a.train, "max_parameter_free": a.max_parameter_free, **common})
     train = resolve(NASBTrainConfig, NASB_TRAIN_PRESETS, a.preset, {"data": a.train, "eval_data": a.test, **common})
     return search, train
 
@@ -77,7 +79,7 @@ def budget(search: NASBSearchConfig, train: NASBTrainConfig) -> str:
     images = lambda n: "all" if n == 0 else f"{n:,}"  # noqa: E731
     return (f"search: {images(search.subset)} training images (half weights, half alphas), C={search.channels}, "
             f"{search.layers} cells, {search.epochs} epochs, batch {search.batch_size}, {search.relaxation}, "
-            f"order {search.order}; training: {images(train.subset)} images, {train.stages} stages x "
+            f"order {search.order}, parameter-free cap {search.max_parameter_free}; training: {images(train.subset)} images, {train.stages} stages x "
             f"{train.epochs} epochs, batch {train.batch_size}, Adam {train.lr:g} ({train.lr_schedule}), "
             f"{train.layers} cells; test: {images(train.eval_subset)} images")
 
@@ -173,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     result = run(a)
     total = time.perf_counter() - start
     section = markdown(result, command, machine_text, total)
-    print(f"\n## {TITLE}\n\n{section}")
+    print(f"\n## {a.title}\n\n{section}")
     if a.write:
-        write_section(TITLE, section)
+        write_section(a.title, section)
         print(f"wrote the section into {DOCS}")
     return 0
 

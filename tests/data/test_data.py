@@ -6,7 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
+from nascomp.cache import cache_dir
 from nascomp.data import ImageBatches, open_images
+from nascomp.data.sources import file_sha256
 from nascomp.errors import DataError
 from nascomp.models import create_model
 from shared_data import shared_path
@@ -42,6 +44,26 @@ def test_tar_gz_is_extracted_into_a_cache_and_read(tmp_path):
     again = open_images(str(archive))  # from the decoded cache
     assert first.classes == again.classes == ["ant", "cat", "dog"]
     assert torch.equal(first.images, again.images)
+
+
+def test_archive_extracted_by_another_process_meanwhile_is_used(tmp_path, monkeypatch):
+    """Two runs started side by side on one archive: the one that finishes extracting second keeps the other's
+    copy (its own ``os.replace`` onto the existing folder fails) and leaves no temporary folder behind."""
+    src = _write_folder(tmp_path / "src" / "train")
+    archive = tmp_path / "data.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(src, arcname="train")
+    target = cache_dir("archives") / file_sha256(archive)[:20]
+    extract = tarfile.TarFile.extractall
+
+    def extract_while_another_process_finishes(self, path, **kwargs):
+        extract(self, path, **kwargs)
+        extract(self, target, **kwargs)  # the other process's copy lands first
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", extract_while_another_process_finishes)
+    imageset = open_images(str(archive))
+    assert imageset.classes == ["ant", "cat", "dog"] and imageset.images.shape == (9, 3, 8, 8)
+    assert not [p.name for p in target.parent.iterdir() if p.name.startswith(".")]
 
 
 def test_tar_with_an_escaping_member_is_refused(tmp_path):

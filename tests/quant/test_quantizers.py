@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -137,3 +138,10 @@ def test_32_bits_is_the_identity(demo_teacher):
     student = quantize_model(demo_teacher, 32, 32).eval()
     x = torch.randn(4, 1, 8, 8)
     assert torch.allclose(student(x), demo_teacher(x), atol=1e-6)
+
+
+def test_quantize_model_puts_the_quantizers_on_the_models_device():
+    """A model already on a GPU gets quantizers on the GPU (``meta`` stands in for it on a CPU machine)."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2)).to("meta")
+    student = quantize_model(model, 4, 4, "mse", "mse")
+    assert {t.device.type for t in [*student.parameters(), *student.buffers()]} == {"meta"}

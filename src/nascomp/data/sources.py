@@ -127,7 +127,10 @@ def file_sha256(path: Path) -> str:
 
 
 def _archive(path: Path, channels: int) -> ImageSet:
-    """Extract once (``filter="data"``, safe) into a cache keyed by the archive's sha256; keep decoded pixels."""
+    """Extract once (``filter="data"``, safe) into a cache keyed by the archive's sha256; keep decoded pixels.
+
+    Both cache entries appear atomically (``os.replace``), so runs started side by side on one archive share them.
+    """
     key = file_sha256(path)[:20]
     target = cache_dir("archives") / key
     decoded = target.with_suffix(f".c{channels}.pt")
@@ -143,11 +146,20 @@ def _archive(path: Path, channels: int) -> ImageSet:
             _remove_tree(tmp)
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise DataError(f"archive {path} is broken or not a tar ({reason}); re-download or re-create it") from None
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process extracted the same archive meanwhile: use its copy
+            _remove_tree(tmp)
+            if not target.is_dir():
+                raise
     imageset = image_folder(target, channels)
     imageset.origin = str(path)
     if imageset.images is not None:
-        torch.save({"labels": imageset.labels, "classes": imageset.classes, "images": imageset.images}, decoded)
+        blob = {"labels": imageset.labels, "classes": imageset.classes, "images": imageset.images}
+        fd, tmp_file = tempfile.mkstemp(dir=target.parent, prefix=f".{key}-", suffix=".pt")
+        os.close(fd)
+        torch.save(blob, tmp_file)
+        os.replace(tmp_file, decoded)  # atomic: a reader beside us never sees half a file
     return imageset
 
 

@@ -71,7 +71,8 @@ def quantize_model(model: nn.Module, wbits: int, abits: int, weight_observer: st
         parent = student.get_submodule(parent_name)
         layer = getattr(parent, attr)
         layer_abits = abits if (quantize_image or index > 0) else 32
-        setattr(parent, attr, QUANT_TYPES[type(layer)].from_float(layer, wbits, layer_abits, weight_observer, act_observer))
+        quantized = QUANT_TYPES[type(layer)].from_float(layer, wbits, layer_abits, weight_observer, act_observer)
+        setattr(parent, attr, quantized.to(layer.weight.device))  # the quantizers' buffers join the weights' device
     student.quant_settings = {"wbits": wbits, "abits": abits, "weight_observer": weight_observer,
                               "act_observer": act_observer, "quantize_image": quantize_image}
     return student
