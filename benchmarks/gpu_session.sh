@@ -50,13 +50,13 @@ fi
 wait
 
 # Sections from the finished runs (a section whose runs were cut off fails here and is left out).
-$AR --title "AutoReCon vs GDFQ generator, quick (GPU)" --seeds 0 1 --runs runs/gpu/ar-quick --report-only --write \
+$AR --title "AutoReCon vs GDFQ generator (CIFAR-10, ResNet-20, W4A4), quick (GPU)" --seeds 0 1 --runs runs/gpu/ar-quick --report-only --write \
   >> "$OUT/session.log" 2>&1
-$AR --title "AutoReCon vs GDFQ generator, generator 800 steps (GPU)" --seeds 0 1 --runs runs/gpu/ar-gen800 \
+$AR --title "AutoReCon vs GDFQ generator (CIFAR-10, ResNet-20, W4A4), generator 800 steps (GPU)" --seeds 0 1 --runs runs/gpu/ar-gen800 \
   --set gen_steps=800 --report-only --write >> "$OUT/session.log" 2>&1
 for v in "gen800-calib4096 gen_steps=800 calib_size=4096" "gen800-epochs6 gen_steps=800 epochs=6"; do
   set -- $v
-  $DFQ --runs runs/gpu/$1 --set $2 $3 --report-only --write --title "GDFQ data-free quantization, $1 (GPU)" \
+  $DFQ --runs runs/gpu/$1 --set $2 $3 --report-only --write --title "GDFQ data-free quantization (CIFAR-10, ResNet-20, W4A4), $1 (GPU)" \
     >> "$OUT/session.log" 2>&1
 done
 cp docs/BENCHMARKS.md "$OUT/"
