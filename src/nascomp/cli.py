@@ -38,6 +38,8 @@ def _add_dfq(sub) -> None:
                       ("epochs", int), ("iters-per-epoch", int), ("warmup-epochs", int), ("student-lr", float),
                       ("lr-schedule", str), ("act-observer", str), ("weight-observer", str), ("eval-every", int)):
         p.add_argument(f"--{name}", type=typ, help=argparse.SUPPRESS if name in ("eval-every",) else None)
+    p.add_argument("--fresh-images", action=argparse.BooleanOptionalAction, default=None,
+                   help="calibset: each KD epoch on newly generated images instead of the calibration set")
     _run_args(p)
     _common(p)
     p.set_defaults(func=_cmd_dfq)
@@ -50,7 +52,7 @@ def _cmd_dfq(a: argparse.Namespace) -> dict:
     preset = a.preset or ("demo" if a.model in (None, "demo_net") else "quick")
     keys = ("model", "weights", "data", "generator", "wbits", "abits", "schedule", "batch_size", "gen_steps",
             "calib_size", "holdout_size", "epochs", "iters_per_epoch", "warmup_epochs", "student_lr", "lr_schedule", "act_observer",
-            "weight_observer", "eval_every", "seed", "device")
+            "weight_observer", "eval_every", "fresh_images", "seed", "device")
     cfg = resolve(DFQConfig, DFQ_PRESETS, preset, {k: getattr(a, k) for k in keys})
     metrics = run_dfq(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet)
     if not a.json:

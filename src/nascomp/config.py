@@ -32,6 +32,7 @@ class DFQConfig:
     calib_size: int = 512
     holdout_size: int = 128  # calibset: generated images kept out of training to select the delivered epoch
     epochs: int = 4
+    fresh_images: bool = False  # calibset: KD epochs on newly drawn images (calib_size each) from the trained G
     iters_per_epoch: int = 0  # gdfq: iterations per epoch; calibset: one pass over the set
     warmup_epochs: int = 0  # gdfq: epochs in which only G trains and activation ranges are observed
     student_lr: float = 1e-4

@@ -47,7 +47,7 @@ def test_same_seed_gives_the_same_numbers(tmp_path):
     assert _comparable(a) == _comparable(b)
 
 
-@pytest.mark.parametrize("kw", [{}, TINY_GDFQ], ids=["calibset", "gdfq"])
+@pytest.mark.parametrize("kw", [{}, {"fresh_images": True}, TINY_GDFQ], ids=["calibset", "fresh", "gdfq"])
 def test_interrupted_run_resumed_gives_the_same_final_metrics(tmp_path, monkeypatch, kw):
     full = run_dfq(_cfg(**kw), out=str(tmp_path / "full"), quiet=True)
     original = DFQRun._end_epoch
@@ -63,6 +63,24 @@ def test_interrupted_run_resumed_gives_the_same_final_metrics(tmp_path, monkeypa
     monkeypatch.setattr(DFQRun, "_end_epoch", original)
     resumed = run_dfq(_cfg(**kw), resume=str(tmp_path / "cut"), quiet=True)
     assert _comparable(resumed) == _comparable(full)
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_kd_epochs_see_the_calibration_set_or_fresh_images(tmp_path, monkeypatch, fresh):
+    """Fixed set: every epoch reuses the same images (reshuffled); fresh_images: each epoch draws new ones."""
+    seen: list[torch.Tensor] = []
+    original = DFQRun._student_step
+
+    def record(self, images, labels, logits):
+        seen.append(images.flatten(1).sum(1))
+        return original(self, images, labels, logits)
+
+    monkeypatch.setattr(DFQRun, "_student_step", record)
+    run_dfq(_cfg(epochs=2, fresh_images=fresh), out=str(tmp_path / "r"), quiet=True)
+    half = len(seen) // 2
+    first, second = (torch.cat(part).sort().values for part in (seen[:half], seen[half:]))
+    assert len(first) == len(second) == TINY["calib_size"]
+    assert torch.allclose(first, second) is not fresh
 
 
 def test_gdfq_schedule_freezes_ranges_after_warm_up(tmp_path):

@@ -1,8 +1,8 @@
 import pytest
 import torch
-from torch import nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from nascomp.errors import ConfigError
 from nascomp.quant import ActQuantizer, fake_quantize, qparams, quantize_model

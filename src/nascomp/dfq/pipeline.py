@@ -7,7 +7,8 @@ ECCV 2020). Two schedules share the same steps:
   ranges observe the batches, then the ranges are frozen (PTQ is evaluated at that point).
 - ``calibset`` (the ``quick`` preset): train the generator ``gen_steps`` steps, draw a fixed set of
   ``calib_size`` images with the teacher's logits, calibrate the ranges on it (PTQ), then fine-tune the
-  student for ``epochs`` passes over the set.
+  student for ``epochs`` passes over the set, or (``fresh_images``) over ``calib_size`` newly drawn images
+  per epoch from the trained generator.
 
 Accuracy is reported at the last epoch; the best epoch (selected on the evaluation data) only as a second,
 labelled figure. Every epoch ends with an atomic checkpoint, so ``--resume`` continues where a run stopped.
@@ -146,7 +147,8 @@ class DFQRun:
             self._checkpoint()
         bar = progress(range(st.step, cfg.epochs), "fine-tune", quiet=self.quiet)
         for epoch in bar:
-            losses = [self._student_step(*b) for b in self._calib_batches(shuffle=True)]
+            batches = self._fresh_batches() if cfg.fresh_images else self._calib_batches(shuffle=True)
+            losses = [self._student_step(*b) for b in batches]
             self._scheduler_step()
             row = {"kd": sum(losses) / max(len(losses), 1)}
             self._select(epoch + 1, row)
@@ -186,6 +188,13 @@ class DFQRun:
                            "holdout_logits": logits[n:n + held]}
         self.state.calib_bns, self.state.calib_lr = sum(bns) / len(bns), sum(lr) / len(lr)
         self._log(f"calibration set: {n} generated images, L_r {self.state.calib_lr:.4g}, BNS {self.state.calib_bns:.4g}")
+
+    def _fresh_batches(self):
+        """``calib_size`` newly generated images in batches, with the teacher's logits (the generator is not
+        trained further): each KD epoch sees new images, as GDFQ's loop does, at the cost of a forward pass."""
+        for _ in range(-(-self.cfg.calib_size // self.cfg.batch_size)):
+            batch = generator_step(self.generator, self.teacher, self.bns, self.cfg.batch_size, None, self.device)
+            yield batch.images, batch.labels, batch.teacher_logits
 
     def _calib_batches(self, shuffle: bool):
         n, bs = len(self.calib["labels"]), self.cfg.batch_size
