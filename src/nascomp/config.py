@@ -50,8 +50,8 @@ class DFQConfig:
 
 DFQ_PRESETS: dict[str, dict[str, Any]] = {
     "demo": {},
-    "quick": dict(schedule="calibset", batch_size=64, gen_steps=200, calib_size=2048, holdout_size=512,
-                  epochs=3, lr_schedule="cosine",
+    "quick": dict(schedule="calibset", batch_size=64, gen_steps=800, calib_size=2048, holdout_size=0,
+                  epochs=3, fresh_images=True, lr_schedule="cosine",
                   act_observer="mse", weight_observer="mse", eval_every=1),
     "paper": dict(schedule="gdfq", batch_size=200, epochs=400, iters_per_epoch=200, warmup_epochs=4,
                   milestones=[100, 200, 300], act_observer="ema", weight_observer="minmax", eval_every=1),

@@ -28,7 +28,7 @@ OBSERVERS = ("minmax", "ema", "mse")
 CLIP_RATIOS = torch.linspace(0.05, 1.0, 96)
 EMA_MOMENTUM = 0.9
 MSE_SAMPLE = 1 << 16  # activation values kept per batch (random subsample) for the MSE clip search
-MSE_RESERVOIR = 1 << 19
+MSE_RESERVOIR = 1 << 21  # values kept in all: 32 batches, the whole `quick` calibration set (2,048 images)
 
 
 def check_bits(bits: int, what: str = "bits") -> int:
