@@ -21,7 +21,17 @@ import json
 from pathlib import Path
 
 import torch
-from common import SHARED, add_section_args, command, machine, mean_spread, parse_overrides, write_section
+from common import (
+    SHARED,
+    add_section_args,
+    command,
+    dfq_budget,
+    machine,
+    mean_spread,
+    parse_overrides,
+    run_config,
+    write_section,
+)
 
 from nascomp.config import DFQ_PRESETS, GENERATOR_SEARCH_PRESETS, DFQConfig, GeneratorSearchConfig, resolve
 from nascomp.dfq import run_dfq
@@ -85,13 +95,12 @@ def run(args: argparse.Namespace) -> tuple[dict[str, list[dict]], list[dict]]:
     return results, searches
 
 
-def budget(args: argparse.Namespace) -> str:
-    d, s = dfq_config(args, "gdfq", 0), search_config(args, 0)
-    dfq = (f"DFQ preset `{d.preset}` ({d.schedule}: generator {d.gen_steps} steps at batch {d.batch_size}, "
-           f"{d.calib_size} calibration images, {d.epochs} KD epochs)" if d.schedule == "calibset" else
-           f"DFQ preset `{d.preset}` (GDFQ loop {d.epochs} x {d.iters_per_epoch} iterations, batch {d.batch_size})")
-    return (f"{dfq}; search preset `{s.preset}` ({s.epochs} x {s.steps_per_epoch} steps, batch {s.batch_size}, "
-            f"width {s.channels}, order {s.order})")
+def budget(results: dict[str, list[dict]], searches: list[dict]) -> str:
+    """The budget the runs were made with (their config.yaml)."""
+    d = run_config(DFQConfig, next(iter(results.values()))[0]["run_dir"])
+    s = run_config(GeneratorSearchConfig, searches[0]["run_dir"])
+    return (f"DFQ {dfq_budget(d)}; search preset `{s.preset}` ({s.epochs} x {s.steps_per_epoch} steps, batch "
+            f"{s.batch_size}, width {s.channels}, order {s.order})")
 
 
 def report(args: argparse.Namespace, results: dict[str, list[dict]], searches: list[dict]) -> str:
@@ -103,7 +112,7 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]], searches: l
         f"Machine: {args.machine or machine()}  ",
         f"Teacher: {t['model']} (FP top-1 {first['fp_top1']:.2f} on "
         f"{'the demo digits' if args.smoke else 'the JPEG CIFAR-10 test set'}), W4A4, seeds {args.seeds}  ",
-        f"Budget: {budget(args)}  ",
+        f"Budget: {budget(results, searches)}  ",
         f"Total: {(sum(r['seconds'] for rs in results.values() for r in rs) + sum(s['seconds'] for s in searches)) / 60:.1f} "
         "min of runs and searches  ",
         "Figures: mean ± half-range over the seeds. The saved student is the KD epoch (0 = PTQ) with the lowest KD "

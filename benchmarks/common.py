@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 SHARED = Path(os.environ.get("NASCOMP_SHARED") or Path(__file__).resolve().parents[2] / "shared")  # ../shared
@@ -60,6 +61,26 @@ def parse_overrides(pairs: list[str], cls: type) -> dict[str, Any]:
         except ValueError:
             raise SystemExit(f"--set {pair!r}: {key} takes a value of type {kind}") from None
     return out
+
+
+def run_config(cls: type, run_dir: str | Path) -> Any:
+    """The resolved config a finished run wrote (``config.yaml``): a section describes the budget its runs
+    were made with, not what the presets say today."""
+    return cls(**yaml.safe_load((Path(run_dir) / "config.yaml").read_text()))
+
+
+def dfq_budget(cfg: Any) -> str:
+    """One line describing a ``nascomp dfq`` budget (a resolved ``DFQConfig``)."""
+    if cfg.schedule == "calibset":
+        kd_data = (f"{cfg.calib_size} newly generated images per epoch" if cfg.fresh_images
+                   else "the calibration set")
+        held = f" (+{cfg.holdout_size} held out to select the saved epoch)" if cfg.holdout_size else ""
+        return (f"preset `{cfg.preset}`: generator {cfg.gen_steps} steps at batch {cfg.batch_size}, "
+                f"{cfg.calib_size} generated calibration images{held}, {cfg.act_observer}/{cfg.weight_observer} "
+                f"ranges (activations/weights), {cfg.epochs} KD epochs on {kd_data} at lr {cfg.student_lr} "
+                f"({cfg.lr_schedule})")
+    return (f"preset `{cfg.preset}`: GDFQ loop {cfg.epochs} epochs x {cfg.iters_per_epoch} iterations, batch "
+            f"{cfg.batch_size}, {cfg.warmup_epochs} warm-up epochs, milestones {cfg.milestones}")
 
 
 def add_section_args(parser, title: str) -> None:

@@ -16,7 +16,17 @@ import json
 from pathlib import Path
 
 import torch
-from common import SHARED, add_section_args, command, machine, mean_spread, parse_overrides, write_section
+from common import (
+    SHARED,
+    add_section_args,
+    command,
+    dfq_budget,
+    machine,
+    mean_spread,
+    parse_overrides,
+    run_config,
+    write_section,
+)
 
 from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
 from nascomp.dfq import run_dfq
@@ -35,16 +45,6 @@ def config(args: argparse.Namespace, generator: str, seed: int) -> DFQConfig:
     return resolve(DFQConfig, DFQ_PRESETS, args.preset, dict(
         model="cifar_resnet20", weights=str(weights[0]), data=str(data), generator=generator, seed=seed,
         wbits=args.wbits, abits=args.abits, device=args.device, **parse_overrides(args.set, DFQConfig)))
-
-
-def budget(cfg: DFQConfig) -> str:
-    if cfg.schedule == "calibset":
-        return (f"preset `{cfg.preset}`: generator {cfg.gen_steps} steps at batch {cfg.batch_size}, "
-                f"{cfg.calib_size} generated calibration images (+{cfg.holdout_size} held out), "
-                f"{cfg.act_observer}/{cfg.weight_observer} ranges (activations/weights), {cfg.epochs} KD epochs at lr "
-                f"{cfg.student_lr} ({cfg.lr_schedule})")
-    return (f"preset `{cfg.preset}`: GDFQ loop {cfg.epochs} epochs x {cfg.iters_per_epoch} iterations, batch "
-            f"{cfg.batch_size}, {cfg.warmup_epochs} warm-up epochs, milestones {cfg.milestones}")
 
 
 def main() -> None:
@@ -79,17 +79,18 @@ def main() -> None:
             print(f"{generator} seed {seed}: FP {metrics['fp_top1']:.2f} PTQ {metrics['ptq_top1']:.2f} "
                   f"DFQ {metrics['dfq_top1']:.2f} ({metrics['seconds']:.0f} s)", flush=True)
             results.setdefault(generator, []).append(metrics)
-    print(report(args, cfg, results))
+    print(report(args, results))
 
 
-def report(args: argparse.Namespace, cfg: DFQConfig, results: dict[str, list[dict]]) -> str:
+def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> str:
     first = next(iter(results.values()))[0]
+    cfg = run_config(DFQConfig, first["run_dir"])  # the budget the runs were made with
     lines = [
         f"Command: `{command()}`" + (" (the runs were made by the same command without `--report-only`)" if args.report_only else "") + "  ",
         f"Machine: {args.machine or machine()}  ",
         f"Teacher: {cfg.model} ({'demo data' if args.smoke else 'JPEG CIFAR-10 test set, 10,000 images'}), "
         f"W{cfg.wbits}A{cfg.abits}, seeds {args.seeds}  ",
-        f"Budget: {budget(cfg)}  ",
+        f"Budget: {dfq_budget(cfg)}  ",
         f"Total wall time: {sum(r['seconds'] for runs in results.values() for r in runs) / 60:.1f} min of runs",
         "",
         "| generator | FP top-1 | PTQ top-1 | DFQ top-1 (saved student) | DFQ last epoch | DFQ best epoch (chosen on "
@@ -106,10 +107,11 @@ def report(args: argparse.Namespace, cfg: DFQConfig, results: dict[str, list[dic
             f"| {mean_spread([s.get('generator_step') for s in steps])} "
             f"| {mean_spread([s.get('student_step') for s in steps])} "
             f"| {mean_spread([r['seconds'] for r in runs])} |")
-    lines += ["", "Mean ± half-range over the seeds. The saved student is the epoch (0 = PTQ) with the lowest KD loss on "
-              f"{cfg.holdout_size} held-out generated images; the last-epoch and test-selected figures are given beside it. "
-              "Same seed, same numbers at the same thread count (CPU). The wall times were taken with other "
-              "benchmark jobs running on the same machine."]
+    saved = (f"the epoch (0 = PTQ) with the lowest KD loss on {cfg.holdout_size} held-out generated images"
+             if cfg.holdout_size else "the last epoch's")
+    lines += ["", f"Mean ± half-range over the seeds. The saved student is {saved}; the last-epoch and test-selected "
+              "figures are given beside it. Same seed, same numbers at the same thread count (CPU). The wall times "
+              "were taken with other benchmark jobs running on the same machine."]
     text = "\n".join(lines)
     if args.write:
         write_section(args.title + (" [smoke]" if args.smoke else ""), text)
