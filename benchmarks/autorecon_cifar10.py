@@ -115,8 +115,9 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]], searches: l
         f"Budget: {budget(results, searches)}  ",
         f"Total: {(sum(r['seconds'] for rs in results.values() for r in rs) + sum(s['seconds'] for s in searches)) / 60:.1f} "
         "min of runs and searches  ",
-        "Figures: mean ± half-range over the seeds. The saved student is the KD epoch (0 = PTQ) with the lowest KD "
-        "loss on held-out generated images, chosen without real data.",
+        "Figures: mean ± half-range over the seeds. The saved student is "
+        + ("the KD epoch (0 = PTQ) with the lowest KD loss on held-out generated images, chosen without real data."
+           if run_config(DFQConfig, first["run_dir"]).holdout_size else "the last epoch's."),
         "",
         "| generator | calib. L_r | calib. BNS | PTQ top-1 | DFQ top-1 (last epoch) | DFQ top-1 (saved student) "
         "| DFQ seconds | search seconds |",
