@@ -41,6 +41,14 @@ def test_end_to_end_demo_run_writes_the_run_folder(tmp_path, demo_teacher):
     assert load_student(run).features[0].act_quant.frozen
 
 
+def test_student_carries_no_hooks_of_the_teacher(tmp_path):
+    """The BNS hooks belong to the teacher; a student copied after they exist would compute BN statistics
+    at every KD step for nothing."""
+    run = DFQRun(_cfg(), out=str(tmp_path / "r"), quiet=True)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in run.student.modules())
+    assert any(m._forward_hooks or m._forward_pre_hooks for m in run.teacher.modules())
+
+
 def test_same_seed_gives_the_same_numbers(tmp_path):
     a = run_dfq(_cfg(), out=str(tmp_path / "a"), quiet=True)
     b = run_dfq(_cfg(), out=str(tmp_path / "b"), quiet=True)

@@ -70,11 +70,12 @@ class DFQRun:
         self.eval_data = eval_batches(cfg, self.teacher)
         config = to_dict(cfg)
         self.rundir = RunDir.resume(resume, config) if resume else RunDir.create(out, "dfq", config, force)
+        # the student is copied from the teacher before the BNS hooks exist: a copy would carry them along
+        self.student = quantize_model(self.teacher, cfg.wbits, cfg.abits, cfg.weight_observer, cfg.act_observer)
         self.bns = BNStatistics(self.teacher)
         self.generator = build_generator(cfg, self.teacher, self.rundir.path, quiet).to(self.device).train()
         self.gen_opt = (torch.optim.Adam(self.generator.parameters(), lr=cfg.gen_lr, betas=(0.5, 0.999))
                         if self.generator.trainable else None)
-        self.student = quantize_model(self.teacher, cfg.wbits, cfg.abits, cfg.weight_observer, cfg.act_observer)
         for p in self.student.parameters():
             p.requires_grad_(True)
         self.student_opt = torch.optim.SGD(self.student.parameters(), lr=cfg.student_lr, momentum=0.9,
