@@ -9,6 +9,10 @@
 # side by side on the one GPU (each is launch-bound: small CIFAR models), each under `timeout JOB_SECONDS`;
 # a job cut off leaves its run folders' logs, and its section is then missing. Results: the sections
 # written into docs/BENCHMARKS.md (copied to $OUT) and $OUT/runs.tgz (logs, configs and metrics of every run).
+#
+# The (GPU) sections of 2026-11-26 were made at commit 3edaed5, whose `quick` preset was 200 generator steps, KD
+# on the fixed calibration set and the epoch chosen on 512 held-out images (each section's budget line says
+# so); run today, the same jobs measure the current presets.
 set -u
 JOB_SECONDS=${1:-420}
 GROUPS_=${2:-dfq nasb}
