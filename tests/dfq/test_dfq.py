@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from interrupt import interrupted
 from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
 from nascomp.dfq import DFQRun, kd_loss, run_dfq
 from nascomp.dfq.evaluate import evaluate_checkpoint
@@ -58,17 +59,8 @@ def test_same_seed_gives_the_same_numbers(tmp_path):
 @pytest.mark.parametrize("kw", [{}, {"fresh_images": True}, TINY_GDFQ], ids=["calibset", "fresh", "gdfq"])
 def test_interrupted_run_resumed_gives_the_same_final_metrics(tmp_path, monkeypatch, kw):
     full = run_dfq(_cfg(**kw), out=str(tmp_path / "full"), quiet=True)
-    original = DFQRun._end_epoch
-
-    def interrupt_at_epoch_2(self, epoch, losses):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        original(self, epoch, losses)
-
-    monkeypatch.setattr(DFQRun, "_end_epoch", interrupt_at_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted(monkeypatch, DFQRun, "_end_epoch", lambda self, epoch, losses: epoch == 2):
         run_dfq(_cfg(**kw), out=str(tmp_path / "cut"), quiet=True)
-    monkeypatch.setattr(DFQRun, "_end_epoch", original)
     resumed = run_dfq(_cfg(**kw), resume=str(tmp_path / "cut"), quiet=True)
     assert _comparable(resumed) == _comparable(full)
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from interrupt import interrupted
 from nascomp.config import NASB_SEARCH_PRESETS, NASBSearchConfig, resolve
 from nascomp.errors import ConfigError
 from nascomp.nas import Genotype
@@ -52,17 +53,8 @@ def test_alpha_history_has_one_snapshot_per_epoch_plus_the_start(searched):
 
 def test_interrupted_search_resumed_gives_the_same_genotype_and_losses(searched, tmp_path, monkeypatch):
     _, full = searched
-    original = NASBSearch._end_epoch
-
-    def interrupt_at_epoch_2(self, epoch, losses):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        original(self, epoch, losses)
-
-    monkeypatch.setattr(NASBSearch, "_end_epoch", interrupt_at_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted(monkeypatch, NASBSearch, "_end_epoch", lambda self, epoch, losses: epoch == 2):
         run_search(_cfg(), out=str(tmp_path / "cut"), quiet=True)
-    monkeypatch.setattr(NASBSearch, "_end_epoch", original)
     resumed = run_search(_cfg(), resume=str(tmp_path / "cut"), quiet=True)
     assert _same(resumed) == _same(full)
     assert (tmp_path / "cut" / "genotype.json").read_text() == (searched[0] / "genotype.json").read_text()

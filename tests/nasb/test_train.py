@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from interrupt import interrupted
 from nascomp.config import NASB_TRAIN_PRESETS, NASBTrainConfig, resolve
 from nascomp.errors import ConfigError
 from nascomp.nas import derive
@@ -63,17 +64,9 @@ def test_saved_model_is_the_fully_binary_network(trained, genotype_file):
 
 def test_interrupted_training_resumed_gives_the_same_final_numbers(trained, genotype_file, tmp_path, monkeypatch):
     _, full = trained
-    original = NASBTrain._end_epoch
-
-    def interrupt_in_stage_2(self, epoch, loss):
-        if self.plan[self.state.stage_index] == 2 and epoch == 2:
-            raise KeyboardInterrupt
-        original(self, epoch, loss)
-
-    monkeypatch.setattr(NASBTrain, "_end_epoch", interrupt_in_stage_2)
-    with pytest.raises(KeyboardInterrupt):
+    in_stage_2_epoch_2 = lambda self, epoch, loss: self.plan[self.state.stage_index] == 2 and epoch == 2  # noqa: E731
+    with interrupted(monkeypatch, NASBTrain, "_end_epoch", in_stage_2_epoch_2):
         run_train(_cfg(genotype=genotype_file), out=str(tmp_path / "cut"), quiet=True)
-    monkeypatch.setattr(NASBTrain, "_end_epoch", original)
     ckpt = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
     assert ckpt["progress"]["stage_index"] == 1 and ckpt["progress"]["epoch"] == 1  # stage 2, after epoch 1
     resumed = run_train(_cfg(genotype=genotype_file), resume=str(tmp_path / "cut"), quiet=True)

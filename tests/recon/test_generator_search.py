@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from interrupt import interrupted
 from nascomp.cli import main
 from nascomp.config import DFQ_PRESETS, GENERATOR_SEARCH_PRESETS, DFQConfig, GeneratorSearchConfig, resolve
 from nascomp.dfq import run_dfq
@@ -62,17 +63,8 @@ def test_same_seed_gives_the_same_genotype_and_alphas(reference, demo_teacher, t
 
 
 def test_interrupted_search_resumed_gives_the_same_genotype(reference, demo_teacher, tmp_path, monkeypatch):
-    original = GeneratorSearch._epoch
-
-    def interrupt_in_epoch_2(self, epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
-    monkeypatch.setattr(GeneratorSearch, "_epoch", interrupt_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted(monkeypatch, GeneratorSearch, "_epoch", lambda self, epoch: epoch == 1):  # in epoch 2
         search_generator(_cfg(), demo_teacher, out=str(tmp_path / "cut"), quiet=True)
-    monkeypatch.setattr(GeneratorSearch, "_epoch", original)
     resumed = search_generator(_cfg(), demo_teacher, resume=str(tmp_path / "cut"), quiet=True)
     assert Genotype.load(resumed["genotype"]) == Genotype.load(reference["genotype"])
     assert resumed["history"] == reference["history"]
@@ -114,17 +106,8 @@ def test_dfq_with_generator_search_reports_the_search_cost_apart_and_resumes_exa
     assert Genotype.load(search["genotype"], AUTORECON_SPACE).meta["model"] == "demo_net"
     assert full["dfq_top1"] > 50
 
-    original = GeneratorSearch._epoch
-
-    def interrupt_in_epoch_2(self, epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
-    monkeypatch.setattr(GeneratorSearch, "_epoch", interrupt_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted(monkeypatch, GeneratorSearch, "_epoch", lambda self, epoch: epoch == 1):  # in epoch 2
         run_dfq(cfg, out=str(tmp_path / "cut"), quiet=True)
-    monkeypatch.setattr(GeneratorSearch, "_epoch", original)
     resumed = run_dfq(cfg, resume=str(tmp_path / "cut"), quiet=True)
     timing = ("seconds", "run_dir", "seconds_per_step", "search_seconds")
     assert {k: v for k, v in resumed.items() if k not in timing} == {k: v for k, v in full.items() if k not in timing}
