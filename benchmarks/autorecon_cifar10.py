@@ -95,9 +95,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, list[dict]], list[dict]]:
     return results, searches
 
 
-def budget(results: dict[str, list[dict]], searches: list[dict]) -> str:
-    """The budget the runs were made with (their config.yaml)."""
-    d = run_config(DFQConfig, next(iter(results.values()))[0]["run_dir"])
+def budget(d: DFQConfig, searches: list[dict]) -> str:
+    """The budget the runs were made with (``d`` and the first search's config.yaml)."""
     s = run_config(GeneratorSearchConfig, searches[0]["run_dir"])
     return (f"DFQ {dfq_budget(d)}; search preset `{s.preset}` ({s.epochs} x {s.steps_per_epoch} steps, batch "
             f"{s.batch_size}, width {s.channels}, order {s.order})")
@@ -105,6 +104,7 @@ def budget(results: dict[str, list[dict]], searches: list[dict]) -> str:
 
 def report(args: argparse.Namespace, results: dict[str, list[dict]], searches: list[dict]) -> str:
     first = next(iter(results.values()))[0]
+    dfq_cfg = run_config(DFQConfig, first["run_dir"])  # the budget the runs were made with
     t = teacher(args)
     lines = [
         f"Command: `{command()}`" + (" (the runs were made by the same command without `--report-only`, one "
@@ -112,12 +112,12 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]], searches: l
         f"Machine: {args.machine or machine()}  ",
         f"Teacher: {t['model']} (FP top-1 {first['fp_top1']:.2f} on "
         f"{'the demo digits' if args.smoke else 'the JPEG CIFAR-10 test set'}), W4A4, seeds {args.seeds}  ",
-        f"Budget: {budget(results, searches)}  ",
+        f"Budget: {budget(dfq_cfg, searches)}  ",
         f"Total: {(sum(r['seconds'] for rs in results.values() for r in rs) + sum(s['seconds'] for s in searches)) / 60:.1f} "
         "min of runs and searches  ",
         "Figures: mean ± half-range over the seeds. The saved student is "
         + ("the KD epoch (0 = PTQ) with the lowest KD loss on held-out generated images, chosen without real data."
-           if run_config(DFQConfig, first["run_dir"]).holdout_size else "the last epoch's."),
+           if dfq_cfg.holdout_size else "the last epoch's."),
         "",
         "| generator | calib. L_r | calib. BNS | PTQ top-1 | DFQ top-1 (last epoch) | DFQ top-1 (saved student) "
         "| DFQ seconds | search seconds |",
