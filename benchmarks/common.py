@@ -78,9 +78,15 @@ def dfq_budget(cfg: Any) -> str:
         return (f"preset `{cfg.preset}`: generator {cfg.gen_steps} steps at batch {cfg.batch_size}, "
                 f"{cfg.calib_size} generated calibration images{held}, {cfg.act_observer}/{cfg.weight_observer} "
                 f"ranges (activations/weights), {cfg.epochs} KD epochs on {kd_data} at lr {cfg.student_lr} "
-                f"({cfg.lr_schedule})")
+                f"({cfg.lr_schedule}), student loss {kd_terms(cfg)}")
     return (f"preset `{cfg.preset}`: GDFQ loop {cfg.epochs} epochs x {cfg.iters_per_epoch} iterations, batch "
             f"{cfg.batch_size}, {cfg.warmup_epochs} warm-up epochs, milestones {cfg.milestones}")
+
+
+def kd_terms(cfg: Any) -> str:
+    """The student's loss as configured: ``KD`` (at temperature T) with or without the CE term on the generated labels."""
+    kd = f"{cfg.kd_weight:g} x KD (T = {cfg.temperature:g})"
+    return f"{kd} + {cfg.ce_weight:g} x CE" if cfg.ce_weight else kd
 
 
 def add_section_args(parser, title: str) -> None:

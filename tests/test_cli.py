@@ -27,6 +27,13 @@ def test_dfq_json_last_line_has_the_documented_keys(tmp_path, capsys):
     assert ev["n"] == 497 and ev["top1"] == pytest.approx(result["dfq_top1"])
 
 
+def test_loss_and_optimizer_options_reach_the_run_config(tmp_path, capsys):
+    argv = ["dfq", "--out", str(tmp_path / "r"), "--ce-weight", "0", "--temperature", "4", "--student-optimizer", "adam"]
+    assert main([*argv, *TINY]) == 0
+    saved = (tmp_path / "r" / "config.yaml").read_text()
+    assert "ce_weight: 0.0" in saved and "temperature: 4.0" in saved and "student_optimizer: adam" in saved
+
+
 def test_bare_dfq_prints_a_table(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["dfq", *TINY]) == 0
@@ -42,6 +49,7 @@ def test_bare_dfq_prints_a_table(tmp_path, capsys, monkeypatch):
     (["dfq", "--model", "cifar_resnet20", "--weights", "missing.th"], "not found"),
     (["dfq", "--data", "no/such/folder"], "not found"),
     (["dfq", "--preset", "fast"], "unknown preset"),
+    (["dfq", "--student-optimizer", "lion"], "unknown student_optimizer 'lion'; choose sgd or adam"),
     (["eval", "--model", "demo_net", "--weights", "missing.pt", "--data", "demo"], "not found"),
 ])
 def test_user_errors_are_one_line_and_exit_2(capsys, argv, message, tmp_path, monkeypatch):

@@ -23,6 +23,15 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
 
 
+# DFQConfig fields that override the preset, one --option each (underscores become dashes)
+DFQ_BUDGET_OPTIONS = (
+    ("schedule", str), ("batch_size", int), ("gen_steps", int), ("calib_size", int), ("holdout_size", int),
+    ("epochs", int), ("iters_per_epoch", int), ("warmup_epochs", int), ("student_lr", float),
+    ("student_optimizer", str), ("temperature", float), ("ce_weight", float), ("lr_schedule", str),
+    ("act_observer", str), ("weight_observer", str), ("eval_every", int),
+)
+
+
 def _add_dfq(sub) -> None:
     p = sub.add_parser("dfq", help="data-free low-bit quantization (GDFQ generator; demo when run bare)")
     p.add_argument("--model", help="model name (see `nascomp list`), default demo_net")
@@ -34,10 +43,8 @@ def _add_dfq(sub) -> None:
     p.add_argument("--wbits", type=int, help="weight bits, 2..8 or 32 (default 4)")
     p.add_argument("--abits", type=int, help="activation bits, 2..8 or 32 (default 4)")
     p.add_argument("--preset", default=None, help="demo | quick (CPU minutes) | paper (GDFQ's budget)")
-    for name, typ in (("schedule", str), ("batch-size", int), ("gen-steps", int), ("calib-size", int), ("holdout-size", int),
-                      ("epochs", int), ("iters-per-epoch", int), ("warmup-epochs", int), ("student-lr", float),
-                      ("lr-schedule", str), ("act-observer", str), ("weight-observer", str), ("eval-every", int)):
-        p.add_argument(f"--{name}", type=typ, help=argparse.SUPPRESS if name in ("eval-every",) else None)
+    for name, typ in DFQ_BUDGET_OPTIONS:
+        p.add_argument(f"--{name.replace('_', '-')}", type=typ, help=argparse.SUPPRESS if name == "eval_every" else None)
     p.add_argument("--fresh-images", action=argparse.BooleanOptionalAction, default=None,
                    help="calibset: each KD epoch on newly generated images instead of the calibration set")
     _run_args(p)
@@ -50,9 +57,8 @@ def _cmd_dfq(a: argparse.Namespace) -> dict:
     from .dfq import run_dfq
 
     preset = a.preset or ("demo" if a.model in (None, "demo_net") else "quick")
-    keys = ("model", "weights", "data", "generator", "wbits", "abits", "schedule", "batch_size", "gen_steps",
-            "calib_size", "holdout_size", "epochs", "iters_per_epoch", "warmup_epochs", "student_lr", "lr_schedule", "act_observer",
-            "weight_observer", "eval_every", "fresh_images", "seed", "device")
+    keys = ("model", "weights", "data", "generator", "wbits", "abits", "fresh_images", "seed", "device",
+            *(name for name, _ in DFQ_BUDGET_OPTIONS))
     cfg = resolve(DFQConfig, DFQ_PRESETS, preset, {k: getattr(a, k) for k in keys})
     metrics = run_dfq(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet)
     if not a.json:

@@ -36,6 +36,7 @@ class DFQConfig:
     iters_per_epoch: int = 0  # gdfq: iterations per epoch; calibset: one pass over the set
     warmup_epochs: int = 0  # gdfq: epochs in which only G trains and activation ranges are observed
     student_lr: float = 1e-4
+    student_optimizer: str = "sgd"  # sgd: Nesterov momentum 0.9 (GDFQ); adam: betas (0.9, 0.999)
     milestones: list[int] = field(default_factory=list)
     lr_schedule: str = "step"  # step: x0.1 at each milestone (GDFQ); cosine: student lr to 0 over the epochs
     temperature: float = 20.0
@@ -51,7 +52,7 @@ class DFQConfig:
 DFQ_PRESETS: dict[str, dict[str, Any]] = {
     "demo": {},
     "quick": dict(schedule="calibset", batch_size=64, gen_steps=800, calib_size=2048, holdout_size=0,
-                  epochs=3, fresh_images=True, lr_schedule="cosine",
+                  epochs=3, fresh_images=True, lr_schedule="cosine", ce_weight=0.0,
                   act_observer="mse", weight_observer="mse", eval_every=1),
     "paper": dict(schedule="gdfq", batch_size=200, epochs=400, iters_per_epoch=200, warmup_epochs=4,
                   milestones=[100, 200, 300], act_observer="ema", weight_observer="minmax", eval_every=1),

@@ -29,6 +29,19 @@ def test_kd_loss_is_zero_kl_plus_ce_when_student_equals_teacher():
     assert kd_loss(logits, -logits, y) > kd_loss(logits, logits, y)
 
 
+def test_ce_weight_zero_leaves_the_kd_term_alone():
+    s, t, y = torch.randn(4, 10), torch.randn(4, 10), torch.tensor([1, 2, 3, 4])
+    kd_only = kd_loss(s, t, y, ce_weight=0.0)
+    assert torch.allclose(kd_loss(s, t, y) - kd_only, torch.nn.functional.cross_entropy(s, y), atol=1e-6)
+    assert kd_loss(s, s, y, ce_weight=0.0).abs() < 1e-6
+
+
+@pytest.mark.parametrize("name,cls", [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)])
+def test_student_optimizer_is_the_configured_one(tmp_path, name, cls):
+    run = DFQRun(_cfg(student_optimizer=name, student_lr=3e-5), out=str(tmp_path / "r"), quiet=True)
+    assert type(run.student_opt) is cls and run.student_opt.param_groups[0]["lr"] == 3e-5
+
+
 def test_end_to_end_demo_run_writes_the_run_folder(tmp_path, demo_teacher):
     metrics = run_dfq(_cfg(), out=str(tmp_path / "run"), quiet=True)
     run = tmp_path / "run"

@@ -57,6 +57,20 @@ def test_gdfq_generator_makes_images_of_the_model_input_shape(shape):
     assert torch.allclose(out.mean((0, 2, 3)), torch.zeros(shape[0]), atol=1e-5)  # final BN(affine=False)
 
 
+def test_draws_for_any_device_come_from_the_cpu_generator():
+    """One seed, the same latents (every source's ``sample_latent``) and noise images on a CPU and a GPU: a draw
+    for another device (here ``meta``, which has no values) advances the CPU generator as a CPU draw does."""
+    source = GaussianNoise(10, (1, 8, 8))
+
+    def next_cpu_draw(device: str) -> torch.Tensor:
+        torch.manual_seed(0)
+        z, y = source.sample_latent(4, device)
+        source(z, y)
+        return torch.randn(3)
+
+    assert torch.equal(next_cpu_draw("meta"), next_cpu_draw("cpu"))
+
+
 def test_generator_steps_lower_the_reconstruction_loss(demo_teacher):
     torch.manual_seed(0)
     teacher = freeze_teacher(demo_teacher)

@@ -78,8 +78,7 @@ class DFQRun:
                         if self.generator.trainable else None)
         for p in self.student.parameters():
             p.requires_grad_(True)
-        self.student_opt = torch.optim.SGD(self.student.parameters(), lr=cfg.student_lr, momentum=0.9,
-                                           nesterov=True, weight_decay=cfg.weight_decay)
+        self.student_opt = student_optimizer(self.student, cfg)
         self.calib: dict[str, torch.Tensor] = {}
         self.selected: dict[str, torch.Tensor] | None = None  # student state chosen on held-out generated images
         self.state = Progress()
@@ -313,6 +312,14 @@ class DFQRun:
         }
 
 
+def student_optimizer(student: nn.Module, cfg: DFQConfig) -> torch.optim.Optimizer:
+    """GDFQ's SGD (Nesterov momentum 0.9) or Adam, at ``student_lr`` with L2 weight decay ``weight_decay``."""
+    if cfg.student_optimizer == "adam":
+        return torch.optim.Adam(student.parameters(), lr=cfg.student_lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(student.parameters(), lr=cfg.student_lr, momentum=0.9, nesterov=True,
+                           weight_decay=cfg.weight_decay)
+
+
 def check_config(cfg: DFQConfig) -> DFQConfig:
     """Reject settings that cannot run, with the fix in the message."""
     check_bits(cfg.wbits, "wbits"), check_bits(cfg.abits, "abits")
@@ -322,6 +329,8 @@ def check_config(cfg: DFQConfig) -> DFQConfig:
         raise ConfigError("the gdfq schedule needs 1 <= warmup_epochs <= epochs and iters_per_epoch > 0")
     if cfg.schedule == "calibset" and cfg.calib_size < 1:
         raise ConfigError("the calibset schedule needs calib_size >= 1")
+    if cfg.student_optimizer not in ("sgd", "adam"):
+        raise ConfigError(f"unknown student_optimizer {cfg.student_optimizer!r}; choose sgd or adam")
     if cfg.lr_schedule not in ("step", "cosine"):
         raise ConfigError(f"unknown lr_schedule {cfg.lr_schedule!r}; choose step or cosine")
     if cfg.batch_size < 2:

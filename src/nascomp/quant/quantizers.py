@@ -136,7 +136,7 @@ class ActQuantizer(nn.Module):
         self.hi.copy_(hi if first else torch.maximum(self.hi, hi))
         if self.observer == "mse" and sum(s.numel() for s in self._sample) < MSE_RESERVOIR:
             flat = x.flatten()
-            pick = torch.randint(0, flat.numel(), (min(MSE_SAMPLE, flat.numel()),), device=x.device)
+            pick = torch.randint(0, flat.numel(), (min(MSE_SAMPLE, flat.numel()),)).to(x.device)  # CPU RNG
             self._sample.append(flat[pick])
 
     @torch.no_grad()

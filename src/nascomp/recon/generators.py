@@ -1,7 +1,8 @@
 """Sources of synthetic images G(z, y): the GDFQ generator and a Gaussian-noise control.
 
 Every source exposes ``num_classes``, ``latent_dim``, ``image_shape`` and ``forward(z, y) -> images``;
-``sample_latent`` draws (z, y) with z ~ N(0, I) and y uniform over the classes.
+``sample_latent`` draws (z, y) with z ~ N(0, I) and y uniform over the classes. Every random draw is made
+by the CPU generator and then moved to the device, so one seed gives the same latents on a CPU and a GPU.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ class ImageSource(nn.Module):
         self.num_classes, self.image_shape, self.latent_dim = num_classes, tuple(image_shape), latent_dim
 
     def sample_latent(self, batch_size: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        z = torch.randn(batch_size, self.latent_dim, device=device)
-        y = torch.randint(0, self.num_classes, (batch_size,), device=device)
-        return z, y
+        z = torch.randn(batch_size, self.latent_dim)
+        y = torch.randint(0, self.num_classes, (batch_size,))
+        return z.to(device), y.to(device)
 
     @property
     def trainable(self) -> bool:
@@ -63,4 +64,4 @@ class GaussianNoise(ImageSource):
     """Control: images drawn i.i.d. from N(0, 1) in the model's normalised input space (z and y ignored)."""
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.randn(z.shape[0], *self.image_shape, device=z.device)
+        return torch.randn(z.shape[0], *self.image_shape).to(z.device)

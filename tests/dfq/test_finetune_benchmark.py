@@ -1,0 +1,42 @@
+"""benchmarks/dfq_finetune.py: variants of one source start from its trained generator and see the same images."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
+from nascomp.dfq import run_dfq
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "dfq_finetune.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("dfq_finetune", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_variants_share_the_sources_generator_and_images(bench, tmp_path):
+    cfg = resolve(DFQConfig, DFQ_PRESETS, "demo", dict(gen_steps=20, calib_size=128, epochs=1, batch_size=32,
+                                                        holdout_size=0))
+    source = tmp_path / "source"
+    run_dfq(cfg, out=str(source), quiet=True)
+    a = bench.run_variant(source, cfg, tmp_path / "a")
+    b = bench.run_variant(source, replace(cfg, student_lr=1e-2, ce_weight=0.0), tmp_path / "b")
+    assert "generator_step" not in a["seconds_per_step"]  # the generator was loaded, not trained again
+    assert a["ptq_top1"] == b["ptq_top1"] and a["calib_lr"] == b["calib_lr"]  # the same calibration images
+    assert a["history"] != b["history"]
+    again = run_dfq(replace(cfg, gen_steps=0), out=str(tmp_path / "untrained"), quiet=True)
+    assert again["calib_lr"] != a["calib_lr"]  # an untrained generator would not give those images
+
+
+def test_a_source_that_is_not_a_finished_calibset_run_is_refused(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["dfq_finetune.py", "--sources", str(tmp_path)])
+    with pytest.raises(SystemExit, match="not a finished calibset run"):
+        bench.main()
