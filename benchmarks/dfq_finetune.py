@@ -70,18 +70,24 @@ def main() -> None:
     for s in sources:
         if not (s / "checkpoint.pt").is_file() or run_config(DFQConfig, s).schedule != "calibset":
             raise SystemExit(f"--sources {s}: not a finished calibset run of nascomp dfq (config.yaml + checkpoint.pt)")
-    results: dict[str, list[dict]] = {}
+    results: dict[tuple[str, str], list[dict]] = {}  # (variant, generator) -> one metrics dict per source
     for name, overrides in variants.items():
         for source in sources:
             cfg = replace(run_config(DFQConfig, source), **parse_overrides(args.set, DFQConfig), **overrides)
             metrics = run_variant(source, cfg, Path(args.runs) / f"{name}-{source.name}")
-            epochs = " ".join(f"{r['top1']:.2f}" for r in metrics["history"] if "top1" in r)
+            epochs = " ".join(f"{top1:.2f}" for top1 in scored(metrics))
             print(f"{name} {source}: PTQ {metrics['ptq_top1']:.2f} epochs {epochs} ({metrics['seconds']:.0f} s)", flush=True)
-            results.setdefault(name, []).append(metrics)
+            results.setdefault((name, cfg.generator), []).append(metrics)
     print(report(args, variants, sources, results))
 
 
-def report(args: argparse.Namespace, variants: dict, sources: list[Path], results: dict[str, list[dict]]) -> str:
+def scored(metrics: dict) -> list[float]:
+    """Top-1 after each evaluated KD epoch (every epoch with ``eval_every=1``, the last one with 0)."""
+    return [row["top1"] for row in metrics["history"] if "top1" in row]
+
+
+def report(args: argparse.Namespace, variants: dict, sources: list[Path],
+           results: dict[tuple[str, str], list[dict]]) -> str:
     base = replace(run_config(DFQConfig, sources[0]), **parse_overrides(args.set, DFQConfig))
     lines = [
         f"Command: `{command()}`  ",
@@ -90,19 +96,19 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], result
         f"Base budget (the first source's config): {dfq_budget(base)}; every variant skips the generator training  ",
         f"Evaluated on: `{base.data}`",
         "",
-        "| variant | overrides | PTQ top-1 | top-1 after each KD epoch | last - PTQ | s / student step |",
-        "|---|---|---|---|---|---|",
+        "| variant | generator | overrides | PTQ top-1 | top-1 after each evaluated KD epoch | last - PTQ | s / student step |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, runs in results.items():
-        n_epochs = max(len([r for r in m["history"] if "top1" in r]) for m in runs)
-        per_epoch = [mean_spread([m["history"][e]["top1"] if e < len(m["history"]) else None for m in runs])
-                     for e in range(n_epochs)]
+    for (name, generator), runs in results.items():
+        curves = [scored(m) for m in runs]
+        per_epoch = [mean_spread([c[e] if e < len(c) else None for c in curves]) for e in range(max(map(len, curves)))]
         gain = [m["dfq_last_epoch_top1"] - m["ptq_top1"] for m in runs]
         overrides = ", ".join(f"{k}={v}" for k, v in variants[name].items()) or "-"
-        lines.append(f"| {name} | {overrides} | {mean_spread([m['ptq_top1'] for m in runs])} | {' / '.join(per_epoch)} "
-                     f"| {mean_spread(gain, '+.2f')} | {mean_spread([m['seconds_per_step'].get('student_step') for m in runs], '.3f')} |")
-    lines += ["", "Mean ± half-range over the sources (one trained generator each); same images for every variant "
-              "of a source."]
+        lines.append(f"| {name} | {generator} | {overrides} | {mean_spread([m['ptq_top1'] for m in runs])} "
+                     f"| {' / '.join(per_epoch)} | {mean_spread(gain, '+.2f')} "
+                     f"| {mean_spread([m['seconds_per_step'].get('student_step') for m in runs], '.3f')} |")
+    lines += ["", "Mean ± half-range over the sources of that generator (one trained generator each); same images for "
+              "every variant of a source."]
     text = "\n".join(lines)
     if args.write:
         write_section(args.title, text)
