@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
+from benchmark_script import load_benchmark
 from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
 from nascomp.dfq import run_dfq
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "dfq_finetune.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("dfq_finetune", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("dfq_finetune")
 
 
 def test_variants_share_the_sources_generator_and_images(bench, tmp_path):
