@@ -67,18 +67,21 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = not args.no_tf32
     variants = {v[0]: parse_overrides(v[1:], DFQConfig) for v in (args.variant or [["preset"]])}
     sources = [Path(s) for s in args.sources]
+    common = parse_overrides(args.set, DFQConfig)
+    bases = {}  # source -> its config with the --set overrides, read once
     for s in sources:
         if not (s / "checkpoint.pt").is_file() or run_config(DFQConfig, s).schedule != "calibset":
             raise SystemExit(f"--sources {s}: not a finished calibset run of nascomp dfq (config.yaml + checkpoint.pt)")
+        bases[s] = replace(run_config(DFQConfig, s), **common)
     results: dict[tuple[str, str], list[dict]] = {}  # (variant, generator) -> one metrics dict per source
     for name, overrides in variants.items():
         for source in sources:
-            cfg = replace(run_config(DFQConfig, source), **parse_overrides(args.set, DFQConfig), **overrides)
+            cfg = replace(bases[source], **overrides)  # a variant's own value wins over --set
             metrics = run_variant(source, cfg, Path(args.runs) / f"{name}-{source.name}")
             epochs = " ".join(f"{top1:.2f}" for top1 in scored(metrics))
             print(f"{name} {source}: PTQ {metrics['ptq_top1']:.2f} epochs {epochs} ({metrics['seconds']:.0f} s)", flush=True)
             results.setdefault((name, cfg.generator), []).append(metrics)
-    print(report(args, variants, sources, results))
+    print(report(args, variants, sources, bases[sources[0]], results))
 
 
 def scored(metrics: dict) -> list[float]:
@@ -86,9 +89,8 @@ def scored(metrics: dict) -> list[float]:
     return [row["top1"] for row in metrics["history"] if "top1" in row]
 
 
-def report(args: argparse.Namespace, variants: dict, sources: list[Path],
+def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: DFQConfig,
            results: dict[tuple[str, str], list[dict]]) -> str:
-    base = replace(run_config(DFQConfig, sources[0]), **parse_overrides(args.set, DFQConfig))
     lines = [
         f"Command: `{command()}`  ",
         f"Machine: {machine()}{', cuDNN TF32 off' if args.no_tf32 else ''}  ",
