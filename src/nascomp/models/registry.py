@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from torch import nn
@@ -22,7 +22,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class ModelCfg:
-    """What a model expects as input and gives as output."""
+    """What a model expects as input and gives as output.
+
+    ``interpolation`` and ``crop_pct`` give the evaluation transform of images larger than the input: the
+    shorter side is resized to ``round(size / crop_pct)`` with that interpolation (``bilinear`` or ``bicubic``),
+    then the centre ``size`` x ``size`` is cropped (the defaults are the usual ImageNet 256 -> 224).
+    """
 
     num_classes: int
     input_size: tuple[int, int, int]  # (channels, height, width)
@@ -30,6 +35,8 @@ class ModelCfg:
     std: tuple[float, ...]
     family: str = ""
     extra: dict = field(default_factory=dict)
+    interpolation: str = "bilinear"
+    crop_pct: float = 224 / 256
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,7 +96,7 @@ def create_model(name: str, weights: str | Path | None = None, num_classes: int 
     entry = model_entry(name)
     cfg = entry.cfg
     if num_classes is not None and num_classes != cfg.num_classes:
-        cfg = ModelCfg(num_classes, cfg.input_size, cfg.mean, cfg.std, cfg.family, dict(cfg.extra))
+        cfg = replace(cfg, num_classes=num_classes, extra=dict(cfg.extra))
     model = entry.builder(num_classes=cfg.num_classes)
     model.default_cfg = cfg
     model.model_name = name
