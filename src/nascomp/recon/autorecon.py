@@ -16,7 +16,7 @@ A cell doubles the resolution (``p`` = the previous cell's nodes, at half resolu
 
 Edge kinds and their candidate ops (the alpha layout: 6 up + 15 normal + 12 cross edges):
 
-- ``up``     [nearest, bilinear]: interpolate x2 -> CBN -> LeakyReLU(0.2) -> 1x1 conv (bias);
+- ``up``     [nearest, bilinear]: interpolate x2 (nearest: :func:`.generators.upsample_nearest2x`) -> CBN -> LeakyReLU(0.2) -> 1x1 conv (bias);
 - ``normal`` [none, skip_connect, conv_1x1, conv_3x3, conv_5x5, dil_conv_3x3, dil_conv_5x5]:
   CBN -> LeakyReLU(0.2) -> k x k conv (bias, 'same' padding; the ``dil_`` convs use dilation 2);
 - ``cross``  [none, nearest, bilinear]: like an up edge; ``none`` gives zeros.
@@ -39,7 +39,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..nas import EdgeKind, Genotype, Identity, MixedOp, OpRegistry, SearchSpace, Zero, derive, validate
-from .generators import ImageSource
+from .generators import ImageSource, upsample_nearest2x
 
 CHANNELS = 64
 CELLS = 3
@@ -90,6 +90,8 @@ class UpEdge(nn.Module):
         self.body = PreActConv(channels, channels, num_classes)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.mode == "nearest" and self.scale == 2:
+            return self.body(upsample_nearest2x(x), y)
         align = False if self.mode == "bilinear" else None
         return self.body(F.interpolate(x, scale_factor=self.scale, mode=self.mode, align_corners=align), y)
 
