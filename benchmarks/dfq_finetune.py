@@ -45,10 +45,12 @@ def run_variant(source: Path, cfg: DFQConfig, out: Path) -> dict:
     """Calibrate and fine-tune with ``cfg``, starting from the trained generator of the run ``source``."""
     if (out / "metrics.json").is_file():
         return json.loads((out / "metrics.json").read_text())
-    ckpt = torch.load(source / "checkpoint.pt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(source / "checkpoint.pt", map_location="cpu", weights_only=True)
     run = DFQRun(cfg, out=str(out), force=True, quiet=True)
-    run.generator.load_state_dict(ckpt["generator"])
-    run.state.step = cfg.gen_steps  # the generator phase is done: go straight to drawing the calibration set
+    run.generator.load_state_dict(ckpt["parts"]["generator"])
+    run.results.fp_top1 = ckpt["results"]["fp_top1"]  # same teacher, same evaluation data
+    # the generator is trained: go straight to drawing the calibration set
+    run.progress.stage = [stage.name for stage in run.stages()].index("calibration set")
     return run.run()
 
 

@@ -21,3 +21,7 @@ class ConfigError(UserError):
 
 class RunDirError(UserError):
     """A run folder cannot be created, would be overwritten, or belongs to another config."""
+
+
+class NumericalError(UserError):
+    """A loss, gradient or metric became NaN or infinite: the run stops at that step (exit 2)."""

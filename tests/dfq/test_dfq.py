@@ -69,10 +69,13 @@ def test_same_seed_gives_the_same_numbers(tmp_path):
     assert _comparable(a) == _comparable(b)
 
 
-@pytest.mark.parametrize("kw", [{}, {"fresh_images": True}, TINY_GDFQ], ids=["calibset", "fresh", "gdfq"])
-def test_interrupted_run_resumed_gives_the_same_final_metrics(tmp_path, monkeypatch, kw):
+@pytest.mark.parametrize("kw,stage,unit", [({}, "fine-tune", 1), ({"fresh_images": True}, "fine-tune", 1),
+                                           (TINY_GDFQ, "gdfq", 1), ({}, "generator", 6)],
+                         ids=["calibset", "fresh", "gdfq", "generator"])
+def test_interrupted_run_resumed_gives_the_same_final_metrics(tmp_path, monkeypatch, kw, stage, unit):
+    monkeypatch.setattr("nascomp.dfq.pipeline.GENERATOR_CHECKPOINT_EVERY", 4)  # generator step 6: 4 saved
     full = run_dfq(_cfg(**kw), out=str(tmp_path / "full"), quiet=True)
-    with interrupted(monkeypatch, DFQRun, "_end_epoch", lambda self, epoch, losses: epoch == 2):
+    with interrupted(monkeypatch, stage, unit):
         run_dfq(_cfg(**kw), out=str(tmp_path / "cut"), quiet=True)
     resumed = run_dfq(_cfg(**kw), resume=str(tmp_path / "cut"), quiet=True)
     assert _comparable(resumed) == _comparable(full)
@@ -111,7 +114,7 @@ def test_noise_control_runs_without_generator_training(tmp_path):
 def test_saved_student_is_the_epoch_with_the_lowest_held_out_generated_loss(tmp_path):
     metrics = run_dfq(_cfg(holdout_size=64), out=str(tmp_path / "h"), quiet=True)
     losses = {row["epoch"]: row["holdout_kd"] for row in metrics["history"]}
-    selected = RunDir(tmp_path / "h").load_checkpoint()["progress"]["selected_loss"]
+    selected = RunDir(tmp_path / "h").load_checkpoint()["results"]["selected_loss"]
     assert all(selected <= loss for loss in losses.values())
     if metrics["selected_epoch"] > 0:
         assert losses[metrics["selected_epoch"]] == selected

@@ -11,7 +11,8 @@ from nascomp.config import NASB_TRAIN_PRESETS, NASBTrainConfig, resolve
 from nascomp.errors import ConfigError
 from nascomp.nas import derive
 from nascomp.nasb import NASB_SPACE, NASBNetwork, NASBTrain, run_train
-from nascomp.nasb.optim import lr_factor, param_groups
+from nascomp.engine import lr_factor
+from nascomp.nasb.optim import param_groups
 from nascomp.nasb.stages import stage_plan, use_real_activation
 from nascomp.quant.binary import BinaryConv2d, binary_stage, set_binary_stage
 
@@ -50,7 +51,7 @@ def test_all_three_stages_run_and_report_top1_and_cost(trained, genotype_file):
     assert all(("top1" in r) == (r["epoch"] == 2) for r in metrics["history"])
     for name in ("config.yaml", "log.txt", "checkpoint.pt", "metrics.json", "model.pt", "cost.json", "genotype.json"):
         assert (out / name).is_file(), name
-    assert torch.load(out / "checkpoint.pt", weights_only=False)["progress"]["stage_index"] == 3
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["progress"]["stage"] == 3
 
 
 def test_saved_model_is_the_fully_binary_network(trained, genotype_file):
@@ -64,11 +65,10 @@ def test_saved_model_is_the_fully_binary_network(trained, genotype_file):
 
 def test_interrupted_training_resumed_gives_the_same_final_numbers(trained, genotype_file, tmp_path, monkeypatch):
     _, full = trained
-    in_stage_2_epoch_2 = lambda self, epoch, loss: self.plan[self.state.stage_index] == 2 and epoch == 2  # noqa: E731
-    with interrupted(monkeypatch, NASBTrain, "_end_epoch", in_stage_2_epoch_2):
+    with interrupted(monkeypatch, "stage 2", 1):  # in stage 2, epoch 2
         run_train(_cfg(genotype=genotype_file), out=str(tmp_path / "cut"), quiet=True)
     ckpt = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
-    assert ckpt["progress"]["stage_index"] == 1 and ckpt["progress"]["epoch"] == 1  # stage 2, after epoch 1
+    assert ckpt["progress"]["stage"] == 1 and ckpt["progress"]["unit"] == 1  # stage 2, after epoch 1
     resumed = run_train(_cfg(genotype=genotype_file), resume=str(tmp_path / "cut"), quiet=True)
     assert _same(resumed) == _same(full)
 

@@ -63,7 +63,7 @@ def test_same_seed_gives_the_same_genotype_and_alphas(reference, demo_teacher, t
 
 
 def test_interrupted_search_resumed_gives_the_same_genotype(reference, demo_teacher, tmp_path, monkeypatch):
-    with interrupted(monkeypatch, GeneratorSearch, "_epoch", lambda self, epoch: epoch == 1):  # in epoch 2
+    with interrupted(monkeypatch, "search", 1):  # in epoch 2
         search_generator(_cfg(), demo_teacher, out=str(tmp_path / "cut"), quiet=True)
     resumed = search_generator(_cfg(), demo_teacher, resume=str(tmp_path / "cut"), quiet=True)
     assert Genotype.load(resumed["genotype"]) == Genotype.load(reference["genotype"])
@@ -106,7 +106,7 @@ def test_dfq_with_generator_search_reports_the_search_cost_apart_and_resumes_exa
     assert Genotype.load(search["genotype"], AUTORECON_SPACE).meta["model"] == "demo_net"
     assert full["dfq_top1"] > 50
 
-    with interrupted(monkeypatch, GeneratorSearch, "_epoch", lambda self, epoch: epoch == 1):  # in epoch 2
+    with interrupted(monkeypatch, "search", 1):  # in epoch 2
         run_dfq(cfg, out=str(tmp_path / "cut"), quiet=True)
     resumed = run_dfq(cfg, resume=str(tmp_path / "cut"), quiet=True)
     timing = ("seconds", "run_dir", "seconds_per_step", "search_seconds")

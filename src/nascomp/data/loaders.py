@@ -20,18 +20,25 @@ class ImageBatches:
 
     ``augment=True`` applies the standard CIFAR augmentation (random crop with 4-pixel zero padding and a
     horizontal flip) per image. ``shuffle`` draws a new order each pass from a generator seeded by ``seed``
-    and the pass number, so a resumed run sees the same order.
+    and the pass number, so a resumed run sees the same order. Under torchrun, rank ``rank`` of ``world_size``
+    takes batches rank, rank + world_size, ... of that order (the same order on every rank), so the ranks
+    share one pass over the images.
     """
 
     def __init__(self, imageset: ImageSet, cfg: ModelCfg, batch_size: int = 256, shuffle: bool = False,
-                 augment: bool = False, seed: int = 0, drop_last: bool = False):
+                 augment: bool = False, seed: int = 0, drop_last: bool = False, rank: int = 0, world_size: int = 1):
         self.imageset, self.cfg = imageset, cfg
         self.batch_size, self.shuffle, self.augment, self.seed, self.drop_last = batch_size, shuffle, augment, seed, drop_last
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.mean = torch.tensor(cfg.mean).view(1, -1, 1, 1)
         self.std = torch.tensor(cfg.std).view(1, -1, 1, 1)
 
     def __len__(self) -> int:
+        """Batches this rank yields per pass."""
+        return -(-(self._batches() - self.rank) // self.world_size)
+
+    def _batches(self) -> int:
         n = len(self.imageset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
@@ -40,7 +47,8 @@ class ImageBatches:
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
         self.epoch += 1
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        bs = self.batch_size
+        for start in range(self.rank * bs, self._batches() * bs, self.world_size * bs):
             idx = order[start:start + self.batch_size]
             x = self._pixels(idx)
             if self.augment:

@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from ..config import GENERATOR_SEARCH_PRESETS, DFQConfig, GeneratorSearchConfig, resolve
+from ..engine.rundir import RUN_MARKER
 from ..errors import ConfigError
 from ..recon import (
     AutoReConGenerator,
@@ -64,7 +65,7 @@ def genotype_generator(spec: str, teacher: nn.Module) -> AutoReConGenerator:
 def searched_generator(cfg: DFQConfig, teacher: nn.Module, workdir: Path, quiet: bool = True) -> ImageSource:
     """Search a genotype for ``teacher`` in ``<workdir>/search`` (resuming one there), then build its generator."""
     folder = Path(workdir) / SEARCH_DIR
-    resume = str(folder) if (folder / "config.yaml").is_file() else None
+    resume = str(folder) if (folder / RUN_MARKER).is_file() else None
     metrics = search_generator(search_config_for(cfg), teacher, out=str(folder), resume=resume, quiet=quiet)
     return genotype_generator(metrics["genotype"], teacher)
 

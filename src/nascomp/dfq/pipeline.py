@@ -16,22 +16,15 @@ labelled figure. Every epoch ends with an atomic checkpoint, so ``--resume`` con
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import DFQConfig, to_dict
-from ..engine import (
-    RunDir,
-    evaluate,
-    fmt_losses,
-    progress,
-    resolve_device,
-    seed_everything,
-)
+from ..config import DFQConfig
+from ..engine import Run, Stage, evaluate, lr_factor, optimizer_step, run_epoch, set_lr
+from ..engine.distributed import replicate
 from ..errors import ConfigError
 from ..export.student import save_student
 from ..quant import check_bits, freeze_ranges, quantize_model, set_observing
@@ -40,122 +33,149 @@ from .generator_choice import check_generator, search_seconds
 from .kd import kd_loss
 from .sources import build_generator, eval_batches, load_teacher
 
+GENERATOR_CHECKPOINT_EVERY = 100  # generator steps between checkpoints
+
 
 @dataclass
-class Progress:
-    """What a checkpoint must restore besides the modules and optimizers."""
+class Results:
+    """What a DFQ run measured (saved in its checkpoints)."""
 
-    phase: str = "generator"  # generator -> calibrate -> finetune -> done   (calibset)
-    step: int = 0  # generator steps done (calibset) / epochs done (gdfq, finetune)
     fp_top1: float | None = None
     ptq_top1: float | None = None
-    history: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
     calib_lr: float | None = None  # L_r and BNS of the generated calibration images (calibset) or of the
     calib_bns: float | None = None  # last epoch's generator batches (gdfq)
-    timing: dict[str, list[float]] = field(default_factory=dict)  # part -> [seconds, count]
     selected_epoch: int | None = None  # calibset with a held-out set: epoch of the lowest held-out KD loss
     selected_loss: float | None = None
 
 
-class DFQRun:
+class DFQRun(Run):
     """One data-free quantization run; ``run()`` returns the metrics dict also written to metrics.json."""
 
-    def __init__(self, cfg: DFQConfig, out: str | None = None, force: bool = False, resume: str | None = None,
-                 quiet: bool = False):
-        self.cfg, self.quiet = check_config(cfg), quiet
-        self.device = resolve_device(cfg.device)
-        seed_everything(cfg.seed)
+    job = "dfq"
+    Results = Results
+    parts = ("generator", "student", "student_opt", "gen_opt", "calib", "selected")
+
+    def check(self, cfg: DFQConfig) -> DFQConfig:
+        return check_config(cfg)
+
+    def build(self) -> None:
+        cfg = self.cfg
         self.teacher = freeze_teacher(load_teacher(cfg)).to(self.device)
-        self.eval_data = eval_batches(cfg, self.teacher)
-        config = to_dict(cfg)
-        self.rundir = RunDir.resume(resume, config) if resume else RunDir.create(out, "dfq", config, force)
+        self.eval_data = eval_batches(cfg, self.teacher, self.dist.rank, self.dist.world_size)
         # the student is copied from the teacher before the BNS hooks exist: a copy would carry them along
         self.student = quantize_model(self.teacher, cfg.wbits, cfg.abits, cfg.weight_observer, cfg.act_observer)
         self.bns = BNStatistics(self.teacher)
-        self.generator = build_generator(cfg, self.teacher, self.rundir.path, quiet).to(self.device).train()
+        self.generator = build_generator(cfg, self.teacher, self.rundir.path, self.quiet).to(self.device).train()
         self.gen_opt = (torch.optim.Adam(self.generator.parameters(), lr=cfg.gen_lr, betas=(0.5, 0.999))
                         if self.generator.trainable else None)
+        self.generator_replica = replicate(self.generator, self.device) if self.gen_opt else self.generator
         for p in self.student.parameters():
             p.requires_grad_(True)
         self.student_opt = student_optimizer(self.student, cfg)
+        self._student_replica: nn.Module | None = None
         self.calib: dict[str, torch.Tensor] = {}
         self.selected: dict[str, torch.Tensor] | None = None  # student state chosen on held-out generated images
-        self.state = Progress()
-        if resume:
-            self._restore()
+
+    def stages(self) -> list[Stage]:
+        cfg = self.cfg
+        teacher = Stage("evaluate teacher", 1, self._evaluate_teacher, record=False, unit="pass")
+        if cfg.schedule == "gdfq":
+            return [teacher, Stage("gdfq", cfg.epochs, self._gdfq_epoch, evaluate=self._evaluate_student,
+                                   eval_every=cfg.eval_every)]
+        return [
+            teacher,
+            Stage("generator", cfg.gen_steps if self.gen_opt else 0, self._train_generator, record=False,
+                  checkpoint_every=GENERATOR_CHECKPOINT_EVERY, unit="step"),
+            Stage("calibration set", 1, self._draw_calibration_set, record=False, unit="pass"),
+            Stage("calibrate", 1, self._calibrate, record=False, unit="pass"),
+            Stage("fine-tune", cfg.epochs, self._finetune_epoch, end=self._deliver_selected,
+                  evaluate=self._evaluate_student, eval_every=cfg.eval_every),
+        ]
 
     # --- steps shared by both schedules -------------------------------------------------------------------
-    def _timed(self, part: str, fn, *args):
-        t0 = time.perf_counter()
-        out = fn(*args)
-        seconds, count = self.state.timing.get(part, [0.0, 0])
-        self.state.timing[part] = [seconds + time.perf_counter() - t0, count + 1]
-        return out
-
     def _generator_step(self):
-        return self._timed("generator_step", generator_step, self.generator, self.teacher, self.bns,
-                           self.cfg.batch_size, self.gen_opt, self.device)
+        return self.timed("generator_step", generator_step, self.generator_replica, self.teacher, self.bns,
+                          self.cfg.batch_size, self.gen_opt, self.device)
 
     def _student_step(self, images: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor) -> float:
-        return self._timed("student_step", self._kd_step, images, labels, teacher_logits)
+        return self.timed("student_step", self._kd_step, images, labels, teacher_logits)
+
+    @property
+    def student_replica(self) -> nn.Module:
+        """The student as trained (DDP under torchrun, made once its ranges are final: rank 0's are taken)."""
+        if self._student_replica is None:
+            self._student_replica = replicate(self.student, self.device)
+        return self._student_replica
 
     def _kd_step(self, images: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor) -> float:
         """One KD step; the student's BN layers use their running (teacher) statistics (eval mode)."""
-        self.student.eval()
+        student = self.student_replica.eval()
         cfg = self.cfg
-        loss = kd_loss(self.student(images), teacher_logits, labels, cfg.temperature, cfg.kd_weight, cfg.ce_weight)
-        self.student_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.student_opt.step()
-        return loss.item()
+        loss = kd_loss(student(images), teacher_logits, labels, cfg.temperature, cfg.kd_weight, cfg.ce_weight)
+        return optimizer_step(loss, self.student_opt)
 
     def _evaluate(self, model: nn.Module) -> float:
-        return self._timed("evaluation", evaluate, model, self.eval_data, self.device).top1
+        return self.timed("evaluation", evaluate, model, self.eval_data, self.device).top1
 
-    def _log(self, message: str) -> None:
-        self.rundir.note(message, echo=not self.quiet)
+    def _evaluate_student(self) -> dict[str, float]:
+        return {"top1": self._evaluate(self.student)}
 
-    def _end_epoch(self, epoch: int, losses: dict[str, float]) -> None:
-        row = {"epoch": epoch, **losses}
-        last = epoch == self._total_epochs()
-        if last or (self.cfg.eval_every and epoch % self.cfg.eval_every == 0):
-            row["top1"] = self._evaluate(self.student)
-        self.state.history.append(row)
-        self._log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    def _evaluate_teacher(self, _: int) -> dict[str, Any]:
+        self.results.fp_top1 = self._evaluate(self.teacher)
+        self.log(f"FP teacher {self.cfg.model}: top1={self.results.fp_top1:.2f}")
+        return {"top1": self.results.fp_top1}
 
-    def _total_epochs(self) -> int:
-        return self.cfg.epochs
+    def _set_lrs(self, epochs_done: int) -> None:
+        """The lrs for the next epoch: ``step`` = x0.1 at each milestone passed, for both optimizers (GDFQ's
+        MultiStepLR); ``cosine`` = the student's lr follows lr0 * (1 + cos(pi * e / epochs)) / 2."""
+        cfg = self.cfg
+        decay = lr_factor(epochs_done, cfg.epochs, "step", cfg.milestones)
+        student = lr_factor(epochs_done, cfg.epochs, cfg.lr_schedule, cfg.milestones)
+        set_lr(self.gen_opt, cfg.gen_lr * decay)
+        set_lr(self.student_opt, cfg.student_lr * student)
 
-    # --- schedules ---------------------------------------------------------------------------------------
-    def _run_calibset(self) -> None:
-        cfg, st = self.cfg, self.state
-        if st.phase == "generator":
-            bar = progress(range(st.step, cfg.gen_steps if self.gen_opt else 0), "generator", quiet=self.quiet)
-            for st.step in bar:
-                batch = self._generator_step()
-                bar.set_postfix(fmt_losses({"L_r": batch.loss, "bns": batch.bns}))
-            st.phase, st.step = "calibrate", 0
-            self._draw_calibration_set()
-            self._checkpoint()
-        if st.phase == "calibrate":
-            self._observe(self._calib_batches(shuffle=False))
-            st.ptq_top1 = self._evaluate(self.student)
-            self._log(f"PTQ W{cfg.wbits}A{cfg.abits}: top1={st.ptq_top1:.2f}")
-            self._select(0, {})
-            st.phase = "finetune"
-            self._checkpoint()
-        bar = progress(range(st.step, cfg.epochs), "fine-tune", quiet=self.quiet)
-        for epoch in bar:
-            batches = self._fresh_batches() if cfg.fresh_images else self._calib_batches(shuffle=True)
-            losses = [self._student_step(*b) for b in batches]
-            self._scheduler_step()
-            row = {"kd": sum(losses) / max(len(losses), 1)}
-            self._select(epoch + 1, row)
-            self._end_epoch(epoch + 1, row)
-            bar.set_postfix(fmt_losses({"kd": row["kd"]}))
-            st.step = epoch + 1
-            self._checkpoint()
+    # --- the calibset schedule -----------------------------------------------------------------------------
+    def _train_generator(self, _: int) -> dict[str, Any]:
+        batch = self._generator_step()
+        return {"L_r": batch.loss, "bns": batch.bns}
+
+    @torch.no_grad()
+    def _draw_calibration_set(self, _: int) -> dict[str, Any]:
+        images, labels, logits, bns, lr = [], [], [], [], []
+        n, held = self.cfg.calib_size, self.cfg.holdout_size
+        for _ in range(-(-(n + held) // self.cfg.batch_size)):
+            batch = generator_step(self.generator, self.teacher, self.bns, self.cfg.batch_size, None, self.device)
+            images.append(batch.images), labels.append(batch.labels), logits.append(batch.teacher_logits)
+            bns.append(batch.bns), lr.append(batch.loss)
+        images, labels, logits = torch.cat(images), torch.cat(labels), torch.cat(logits)
+        self.calib = {"images": images[:n], "labels": labels[:n], "logits": logits[:n]}
+        if held:
+            self.calib |= {"holdout_images": images[n:n + held], "holdout_labels": labels[n:n + held],
+                           "holdout_logits": logits[n:n + held]}
+        r = self.results
+        r.calib_bns, r.calib_lr = sum(bns) / len(bns), sum(lr) / len(lr)
+        self.log(f"calibration set: {n} generated images, L_r {r.calib_lr:.4g}, BNS {r.calib_bns:.4g}")
+        return {"L_r": r.calib_lr, "bns": r.calib_bns}
+
+    def _calibrate(self, _: int) -> dict[str, Any]:
+        self._observe(self._calib_batches(shuffle=False))
+        self.results.ptq_top1 = self._evaluate(self.student)
+        self.log(f"PTQ W{self.cfg.wbits}A{self.cfg.abits}: top1={self.results.ptq_top1:.2f}")
+        self._select(0, {})
+        return {"top1": self.results.ptq_top1}
+
+    def _finetune_epoch(self, epoch: int) -> dict[str, Any]:
+        cfg = self.cfg
+        batches = self._fresh_batches() if cfg.fresh_images else self._calib_batches(shuffle=True)
+        steps = -(-cfg.calib_size // cfg.batch_size)
+        row = run_epoch(batches, lambda b: {"kd": self._student_step(*b)}, f"fine-tune {epoch + 1}/{cfg.epochs}",
+                        steps, self.quiet)
+        row = {"epoch": epoch + 1, "kd": row.get("kd", 0.0)}
+        self._set_lrs(epoch + 1)
+        self._select(epoch + 1, row)
+        return row
+
+    def _deliver_selected(self) -> None:
         if self.selected:
             self.student.load_state_dict(self.selected)
 
@@ -169,25 +189,10 @@ class DFQRun:
         loss = kd_loss(self.student(self.calib["holdout_images"]), self.calib["holdout_logits"],
                        self.calib["holdout_labels"], self.cfg.temperature, self.cfg.kd_weight, self.cfg.ce_weight).item()
         row["holdout_kd"] = loss
-        if self.state.selected_loss is None or loss < self.state.selected_loss:
-            self.state.selected_epoch, self.state.selected_loss = epoch, loss
+        r = self.results
+        if r.selected_loss is None or loss < r.selected_loss:
+            r.selected_epoch, r.selected_loss = epoch, loss
             self.selected = {k: v.clone() for k, v in self.student.state_dict().items()}
-
-    @torch.no_grad()
-    def _draw_calibration_set(self) -> None:
-        images, labels, logits, bns, lr = [], [], [], [], []
-        n, held = self.cfg.calib_size, self.cfg.holdout_size
-        for _ in range(-(-(n + held) // self.cfg.batch_size)):
-            batch = generator_step(self.generator, self.teacher, self.bns, self.cfg.batch_size, None, self.device)
-            images.append(batch.images), labels.append(batch.labels), logits.append(batch.teacher_logits)
-            bns.append(batch.bns), lr.append(batch.loss)
-        images, labels, logits = torch.cat(images), torch.cat(labels), torch.cat(logits)
-        self.calib = {"images": images[:n], "labels": labels[:n], "logits": logits[:n]}
-        if held:
-            self.calib |= {"holdout_images": images[n:n + held], "holdout_labels": labels[n:n + held],
-                           "holdout_logits": logits[n:n + held]}
-        self.state.calib_bns, self.state.calib_lr = sum(bns) / len(bns), sum(lr) / len(lr)
-        self._log(f"calibration set: {n} generated images, L_r {self.state.calib_lr:.4g}, BNS {self.state.calib_bns:.4g}")
 
     def _fresh_batches(self):
         """``calib_size`` newly generated images in batches, with the teacher's logits (the generator is not
@@ -212,103 +217,65 @@ class DFQRun:
             self.student(images)
         freeze_ranges(self.student)
 
-    def _run_gdfq(self) -> None:
-        cfg, st = self.cfg, self.state
-        for epoch in range(st.step, cfg.epochs):
-            warm = epoch < cfg.warmup_epochs
-            set_observing(self.student, warm)
-            bar = progress(range(cfg.iters_per_epoch), f"epoch {epoch + 1}/{cfg.epochs}", quiet=self.quiet)
-            sums = {"L_r": 0.0, "bns": 0.0, "kd": 0.0}
-            for _ in bar:
-                batch = self._generator_step()
-                if warm:
-                    with torch.no_grad():
-                        self.student.eval()(batch.images)
-                    kd = 0.0
-                else:
-                    kd = self._student_step(batch.images, batch.labels, batch.teacher_logits)
-                for k, v in (("L_r", batch.loss), ("bns", batch.bns), ("kd", kd)):
-                    sums[k] += v / cfg.iters_per_epoch
-                bar.set_postfix(fmt_losses({"L_r": batch.loss, "bns": batch.bns, "kd": kd}))
-            if epoch + 1 == cfg.warmup_epochs:
-                freeze_ranges(self.student)
-                st.ptq_top1 = self._evaluate(self.student)
-                self._log(f"PTQ W{cfg.wbits}A{cfg.abits} after warm-up: top1={st.ptq_top1:.2f}")
-            st.calib_lr, st.calib_bns = sums["L_r"], sums["bns"]
-            self._scheduler_step()
-            self._end_epoch(epoch + 1, sums)
-            st.step = epoch + 1
-            self._checkpoint()
+    # --- the gdfq schedule ---------------------------------------------------------------------------------
+    def _gdfq_epoch(self, epoch: int) -> dict[str, Any]:
+        """GDFQ's epoch: each iteration one generator step, then one KD step on its detached batch; in the
+        warm-up epochs the student only observes (ranges), and they are frozen at the end of the warm-up."""
+        cfg = self.cfg
+        warm = epoch < cfg.warmup_epochs
+        set_observing(self.student, warm)
 
-    def _scheduler_step(self) -> None:
-        """Set the lrs for the next epoch: ``step`` = x0.1 at each milestone passed, for both optimizers
-        (GDFQ's MultiStepLR); ``cosine`` = the student's lr follows lr0 * (1 + cos(pi * e / epochs)) / 2."""
-        done, cfg = self.state.step + 1, self.cfg
-        decay = 0.1 ** sum(done >= m for m in cfg.milestones)
-        student = decay if cfg.lr_schedule == "step" else 0.5 * (1 + math.cos(math.pi * done / max(cfg.epochs, 1)))
-        for opt, lr in ((self.gen_opt, cfg.gen_lr * decay), (self.student_opt, cfg.student_lr * student)):
-            for group in opt.param_groups if opt is not None else []:
-                group["lr"] = lr
+        def iteration(_: int) -> dict[str, float]:
+            batch = self._generator_step()
+            if warm:
+                with torch.no_grad():
+                    self.student.eval()(batch.images)
+                kd = 0.0
+            else:
+                kd = self._student_step(batch.images, batch.labels, batch.teacher_logits)
+            return {"L_r": batch.loss, "bns": batch.bns, "kd": kd}
 
-    # --- checkpoint / resume -----------------------------------------------------------------------------
-    def _checkpoint(self) -> None:
-        self.state.seconds = self._seconds()
-        self.rundir.save_state(self.state, generator=self.generator, student=self.student,
-                               student_opt=self.student_opt, gen_opt=self.gen_opt, calib=self.calib,
-                               selected=self.selected)
+        sums = run_epoch(range(cfg.iters_per_epoch), iteration, f"epoch {epoch + 1}/{cfg.epochs}",
+                         cfg.iters_per_epoch, self.quiet)
+        if epoch + 1 == cfg.warmup_epochs:
+            freeze_ranges(self.student)
+            self.results.ptq_top1 = self._evaluate(self.student)
+            self.log(f"PTQ W{cfg.wbits}A{cfg.abits} after warm-up: top1={self.results.ptq_top1:.2f}")
+        self.results.calib_lr, self.results.calib_bns = sums["L_r"], sums["bns"]
+        self._set_lrs(epoch + 1)
+        return {"epoch": epoch + 1, **sums}
 
-    def _restore(self) -> None:
-        restored = self.rundir.load_state(Progress, generator=self.generator, student=self.student,
-                                          student_opt=self.student_opt, gen_opt=self.gen_opt)
-        if restored is not None:
-            self.state, ckpt = restored
-            self.calib, self.selected = ckpt["calib"], ckpt["selected"]
-            self._log(f"resumed at phase {self.state.phase}, step {self.state.step}")
-
-    def _seconds(self) -> float:
-        return self._elapsed_before + time.perf_counter() - self._t0
-
-    # --- the whole run -----------------------------------------------------------------------------------
-    def run(self) -> dict:
-        self._t0, self._elapsed_before = time.perf_counter(), self.state.seconds
-        st = self.state
-        if st.fp_top1 is None:
-            st.fp_top1 = self._evaluate(self.teacher)
-            self._log(f"FP teacher {self.cfg.model}: top1={st.fp_top1:.2f}")
-        if st.phase != "done":
-            self._run_calibset() if self.cfg.schedule == "calibset" else self._run_gdfq()
-            st.phase = "done"
-            self._checkpoint()
+    # --- the result ----------------------------------------------------------------------------------------
+    def finish(self) -> dict[str, Any]:
         metrics = self._metrics()
-        save_student(self.student, self.rundir.path)
-        self.rundir.write_json("metrics.json", metrics)
-        self.rundir.close()
+        if self.dist.is_main:
+            save_student(self.student, self.rundir.path)
         return metrics
 
     def _delivered_top1(self, last: float | None) -> float | None:
         """Top-1 of the student that is saved: the last epoch's, or the one selected on held-out generated images."""
-        epoch = self.state.selected_epoch
+        epoch = self.results.selected_epoch
         if epoch is None or epoch == self.cfg.epochs:
             return last
         if epoch == 0:
-            return self.state.ptq_top1
-        rows = [r for r in self.state.history if r["epoch"] == epoch and "top1" in r]
+            return self.results.ptq_top1
+        rows = [r for r in self.progress.history if r["epoch"] == epoch and "top1" in r]
         return rows[0]["top1"] if rows else self._evaluate(self.student)
 
     def _metrics(self) -> dict:
-        st, cfg = self.state, self.cfg
-        scored = [r for r in st.history if "top1" in r]
-        best = max(scored, key=lambda r: r["top1"]) if scored else None
-        last = scored[-1]["top1"] if scored else st.ptq_top1
+        r, cfg, history = self.results, self.cfg, self.progress.history
+        scored = [row for row in history if "top1" in row]
+        best = max(scored, key=lambda row: row["top1"]) if scored else None
+        last = scored[-1]["top1"] if scored else r.ptq_top1
         return {
-            "fp_top1": st.fp_top1, "ptq_top1": st.ptq_top1,
+            "fp_top1": r.fp_top1, "ptq_top1": r.ptq_top1,
             "dfq_top1": self._delivered_top1(last), "dfq_last_epoch_top1": last,
-            "selected_epoch": st.selected_epoch,
+            "selected_epoch": r.selected_epoch,
             "dfq_best_top1": best["top1"] if best else None, "dfq_best_epoch": best["epoch"] if best else None,
             "wbits": cfg.wbits, "abits": cfg.abits, "generator": cfg.generator, "schedule": cfg.schedule,
-            "calib_lr": st.calib_lr, "calib_bns": st.calib_bns, "search_seconds": search_seconds(self.rundir.path),
-            "seconds_per_step": {part: round(sec / max(n, 1), 4) for part, (sec, n) in st.timing.items()},
-            "seconds": round(self._seconds(), 2), "run_dir": str(self.rundir.path), "history": st.history,
+            "calib_lr": r.calib_lr, "calib_bns": r.calib_bns, "search_seconds": search_seconds(self.rundir.path),
+            "seconds_per_step": self.seconds_per_call(), "seconds": self.seconds,
+            "processes": self.dist.world_size, "run_dir": str(self.rundir.path), "history": history,
         }
 
 

@@ -25,14 +25,14 @@ def load_teacher(cfg: DFQConfig) -> nn.Module:
     return create_model(cfg.model, cfg.weights).eval()
 
 
-def eval_batches(cfg: DFQConfig, teacher: nn.Module) -> ImageBatches:
-    """The labelled evaluation set, normalised with the teacher's constants."""
+def eval_batches(cfg: DFQConfig, teacher: nn.Module, rank: int = 0, world_size: int = 1) -> ImageBatches:
+    """The labelled evaluation set, normalised with the teacher's constants (this rank's share of it)."""
     mcfg = teacher.default_cfg
     imageset = open_images(cfg.data, split="test", channels=mcfg.input_size[0])
     if int(imageset.labels.max()) >= mcfg.num_classes:
         raise ConfigError(f"data {cfg.data} has {len(imageset.classes)} classes but {cfg.model} predicts "
                           f"{mcfg.num_classes}; pass the evaluation set of the model's task")
-    return ImageBatches(imageset, mcfg, batch_size=cfg.eval_batch_size)
+    return ImageBatches(imageset, mcfg, batch_size=cfg.eval_batch_size, rank=rank, world_size=world_size)
 
 
 def build_generator(cfg: DFQConfig, teacher: nn.Module, workdir: Path | None = None,

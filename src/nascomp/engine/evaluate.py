@@ -1,4 +1,5 @@
-"""Evaluation: top-1 / top-5 accuracy (percent) over batches."""
+"""Evaluation: top-1 / top-5 accuracy (percent) over batches; under torchrun the counts of every rank's
+share of the batches are summed, so every rank reports the accuracy on the whole set."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from .distributed import sum_over_ranks
 
 
 @dataclass
@@ -30,4 +33,5 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
         correct5 += (top == y[:, None]).any(1).sum().item()
         n += len(y)
     model.train(was_training)
-    return Accuracy(100.0 * correct1 / max(n, 1), 100.0 * correct5 / max(n, 1), n)
+    correct1, correct5, n = sum_over_ranks([correct1, correct5, n])
+    return Accuracy(100.0 * correct1 / max(n, 1), 100.0 * correct5 / max(n, 1), int(n))

@@ -1,42 +1,49 @@
 """One folder per run: resolved ``config.yaml``, ``log.txt``, ``checkpoint.pt`` (atomic), ``metrics.json``.
 
-A folder that already holds a run is never overwritten without ``force``; ``resume`` reopens one and
-refuses it when its config differs from the one asked for (other than the keys that may change on resume).
+A run folder is recognised by the marker file nascomp writes into it (``.nascomp-run``), never by a file
+name a user may also have. A folder that already holds a run is never overwritten without ``force``;
+``resume`` reopens one and refuses it when its config differs from the one asked for (other than the keys
+that may change on resume). Checkpoints hold tensors and plain data only and are loaded with
+``torch.load(weights_only=True)``, so resuming a folder someone sent you cannot run their code.
+
+Under torchrun only rank 0 writes (``writer=False`` elsewhere: every write is skipped).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 import yaml
 from tqdm.auto import tqdm
 
-from ..errors import RunDirError
-from .seed import rng_state, set_rng_state
-
-P = TypeVar("P")
+from ..errors import CheckpointError, RunDirError
 
 RESUME_MAY_CHANGE = {"out", "resume", "force", "device", "json", "quiet"}
-RUN_MARKER = "config.yaml"
+RUN_MARKER = ".nascomp-run"
+
+
+def default_run_path(job: str) -> Path:
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{job}"
 
 
 class RunDir:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, writer: bool = True):
         self.path = path
+        self.writer = writer
         self.log = logging.getLogger(f"nascomp.run.{path}")
 
     @classmethod
-    def create(cls, out: str | None, job: str, config: dict, force: bool = False) -> RunDir:
-        path = Path(out) if out else Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{job}"
+    def create(cls, out: str | Path | None, job: str, config: dict, force: bool = False) -> RunDir:
+        path = Path(out) if out else default_run_path(job)
         if path.exists() and not path.is_dir():
             raise RunDirError(f"output {path} exists and is a file; choose another --out")
         if path.is_dir() and any(path.iterdir()):
@@ -54,16 +61,30 @@ class RunDir:
         except OSError as e:
             raise RunDirError(f"cannot write to output {path} ({e.strerror}); choose a writable --out") from None
         run = cls(path)
+        run.write_json(RUN_MARKER, {"job": job})
         run.write_yaml("config.yaml", config)
         run._open_log()
         return run
 
+    def discard(self) -> None:
+        """Remove a run folder this process has just created (a run that failed before its first step)."""
+        self.close()
+        if self.writer and (self.path / RUN_MARKER).is_file():
+            shutil.rmtree(self.path, ignore_errors=True)
+
     @classmethod
     def resume(cls, path: str | Path, config: dict) -> RunDir:
         path = Path(path)
-        if not (path / RUN_MARKER).is_file():
-            raise RunDirError(f"--resume {path}: no run folder there (no {RUN_MARKER}); pass a folder a run created")
-        saved = yaml.safe_load((path / RUN_MARKER).read_text()) or {}
+        if not (path / RUN_MARKER).is_file() or not (path / "config.yaml").is_file():
+            raise RunDirError(f"--resume {path}: no run folder of nascomp there (no {RUN_MARKER} marker); pass a "
+                              "folder a run of this version created")
+        try:
+            saved = yaml.safe_load((path / "config.yaml").read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
+            raise RunDirError(f"--resume {path}: its config.yaml cannot be read ({type(e).__name__}); "
+                              "start a new --out") from None
+        if not isinstance(saved, dict):
+            raise RunDirError(f"--resume {path}: its config.yaml is not a mapping; start a new --out")
         diff = sorted(k for k in set(saved) | set(config)
                       if k not in RESUME_MAY_CHANGE and saved.get(k) != config.get(k))
         if diff:
@@ -73,6 +94,11 @@ class RunDir:
         run = cls(path)
         run._open_log()
         return run
+
+    @classmethod
+    def follower(cls, path: Path) -> RunDir:
+        """The view of rank > 0 under torchrun: same folder, writes nothing."""
+        return cls(path, writer=False)
 
     def _open_log(self) -> None:
         self.log.setLevel(logging.INFO)
@@ -85,6 +111,8 @@ class RunDir:
 
     def note(self, message: str, echo: bool = True) -> None:
         """Write ``message`` to the run's log, and to the terminal (above any progress bar) when ``echo``."""
+        if not self.writer:
+            return
         self.log.info(message)
         if echo:
             tqdm.write(message)
@@ -95,56 +123,63 @@ class RunDir:
             self.log.removeHandler(h)
 
     def write_yaml(self, name: str, data: dict) -> None:
-        atomic_write_text(self.path / name, yaml.safe_dump(data, sort_keys=False))
+        if self.writer:
+            atomic_write_text(self.path / name, yaml.safe_dump(data, sort_keys=False))
 
     def write_json(self, name: str, data: Any) -> None:
-        atomic_write_text(self.path / name, json.dumps(data, indent=2) + "\n")
+        """Strict JSON (non-finite floats written as null, which every parser reads)."""
+        if self.writer:
+            atomic_write_text(self.path / name, json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
 
     @property
     def checkpoint_path(self) -> Path:
         return self.path / "checkpoint.pt"
 
     def save_checkpoint(self, state: dict) -> None:
-        atomic_torch_save(state, self.checkpoint_path)
+        if self.writer:
+            atomic_torch_save(state, self.checkpoint_path)
 
     def load_checkpoint(self) -> dict | None:
+        """The checkpoint as saved (None when the run has none yet); only tensors and plain data are read."""
         if not self.checkpoint_path.is_file():
             return None
-        return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        try:
+            ckpt = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        except Exception as e:  # pickle.UnpicklingError for foreign objects, RuntimeError/EOFError when damaged
+            raise CheckpointError(f"--resume {self.path}: checkpoint.pt is damaged or holds more than tensors and "
+                                  f"plain data ({type(e).__name__}); it was not loaded; start a new --out") from None
+        if not isinstance(ckpt, dict):
+            raise CheckpointError(f"--resume {self.path}: checkpoint.pt is not a nascomp checkpoint; start a new --out")
+        return ckpt
 
-    def save_state(self, progress: Any, **parts: Any) -> None:
-        """Checkpoint a pipeline: its ``progress`` dataclass, each part's ``state_dict()`` (plain data and None
-        as they are) and the RNG state, so a resumed run draws the same numbers as an uninterrupted one."""
-        states = {name: part.state_dict() if hasattr(part, "state_dict") else part for name, part in parts.items()}
-        self.save_checkpoint({"progress": asdict(progress), "rng": rng_state(), **states})
 
-    def load_state(self, progress_type: type[P], **parts: Any) -> tuple[P, dict] | None:
-        """Load the checkpoint into ``parts`` (objects with ``load_state_dict``; None skipped), restore the RNG
-        state and return (progress, the whole checkpoint for plain data); None when there is no checkpoint yet."""
-        ckpt = self.load_checkpoint()
-        if ckpt is None:
-            self.log.info("no checkpoint yet: starting from the beginning")
-            return None
-        for name, part in parts.items():
-            if part is not None and ckpt.get(name) is not None:
-                part.load_state_dict(ckpt[name])
-        set_rng_state(ckpt["rng"])
-        return progress_type(**ckpt["progress"]), ckpt
+def _finite(data: Any) -> Any:
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temporary file in the same folder, then ``os.replace``: a crash never leaves half a file."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """``write(file)`` into a temporary file beside ``path``, fsync, then ``os.replace``: a crash or a full
+    disk never leaves half a file under ``path``, and the temporary file is removed whatever happens."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -74,11 +74,16 @@ def halves(imageset: ImageSet, seed: int) -> tuple[ImageSet, ImageSet]:
     return subset(imageset, order[:half], "[half 1]"), subset(imageset, order[half : 2 * half], "[half 2]")
 
 
-def train_batches(imageset: ImageSet, cfg: ModelCfg, batch_size: int, augment: bool, seed: int) -> ImageBatches:
+def train_batches(imageset: ImageSet, cfg: ModelCfg, batch_size: int, augment: bool, seed: int, rank: int = 0,
+                  world_size: int = 1) -> ImageBatches:
     """Shuffled, optionally augmented (random crop with 4-pixel padding + flip) batches; the last partial
-    batch is dropped (BN needs more than one image)."""
+    batch is dropped (BN needs more than one image). Under torchrun each rank takes its share of every pass."""
     if batch_size < 2 or batch_size > len(imageset):
         raise ConfigError(
             f"batch_size={batch_size} does not fit {len(imageset)} training images; use 2..{len(imageset)}"
         )
-    return ImageBatches(imageset, cfg, batch_size, shuffle=True, augment=augment, seed=seed, drop_last=True)
+    if len(imageset) // batch_size < world_size:
+        raise ConfigError(f"{len(imageset)} training images give fewer batches of {batch_size} than the "
+                          f"{world_size} processes; use a smaller batch or fewer processes")
+    return ImageBatches(imageset, cfg, batch_size, shuffle=True, augment=augment, seed=seed, drop_last=True,
+                        rank=rank, world_size=world_size)

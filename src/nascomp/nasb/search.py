@@ -19,7 +19,6 @@ search width and depth and the data's input size, ``metrics.json``, and ``checkp
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,14 +26,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..config import NASBSearchConfig, to_dict
-from ..engine import RunDir, fmt_losses, progress, resolve_device, seed_everything
+from ..config import NASBSearchConfig
+from ..engine import Run, Stage, lr_factor, run_epoch, set_lr
 from ..errors import ConfigError
 from ..nas import ArchSearcher, Genotype, derive, split_parameters
 from .data import halves, input_cfg, open_split, take, train_batches
 from .drawing import draw_cells, plot_alphas
 from .ops import PARAMETER_FREE
-from .optim import lr_factor, param_groups, set_lr
+from .optim import param_groups
 from .report import network_cost, write_cost
 from .space import NASB_SPACE, Supernet
 
@@ -42,13 +41,10 @@ RELAXATIONS = ("softmax", "gumbel")
 
 
 @dataclass
-class SearchProgress:
-    """What a checkpoint restores besides the modules and optimizers."""
+class SearchResults:
+    """softmax(alpha) per kind: at the start, then after every epoch."""
 
-    epoch: int = 0  # epochs done
-    history: list[dict] = field(default_factory=list)
-    alphas: list[dict] = field(default_factory=list)  # softmax(alpha) per kind: at the start, then per epoch
-    seconds: float = 0.0  # search time (steps only)
+    alphas: list[dict] = field(default_factory=list)
 
 
 def parameter_free_edges(genotype: Genotype) -> dict[str, int]:
@@ -77,28 +73,26 @@ def derive_capped(arch: Mapping[str, torch.Tensor], max_free: int | None, meta: 
         alphas[kind][weakest, free] = float("-inf")
 
 
-class NASBSearch:
+class NASBSearch(Run):
     """One search run; ``run()`` returns the metrics also written to ``metrics.json``."""
 
-    def __init__(
-        self,
-        cfg: NASBSearchConfig,
-        out: str | None = None,
-        force: bool = False,
-        resume: str | None = None,
-        quiet: bool = False,
-    ):
-        self.cfg, self.quiet = check_search_config(cfg), quiet
-        self.device = resolve_device(cfg.device)
-        seed_everything(cfg.seed)
+    job = "nasb-search"
+    Results = SearchResults
+    parts = ("model", "searcher")
+
+    def check(self, cfg: NASBSearchConfig) -> NASBSearchConfig:
+        return check_search_config(cfg)
+
+    def build(self) -> None:
+        cfg, d = self.cfg, self.dist
         images = take(open_split(cfg.data, "train"), cfg.subset, cfg.seed)
         self.icfg = input_cfg(images)
         weight_half, arch_half = halves(images, cfg.seed)
-        self.w_batches = train_batches(weight_half, self.icfg, cfg.batch_size, cfg.augment, cfg.seed)
-        self.a_batches = train_batches(arch_half, self.icfg, cfg.batch_size, cfg.augment, cfg.seed + 1)
+        self.w_batches = train_batches(weight_half, self.icfg, cfg.batch_size, cfg.augment, cfg.seed, d.rank,
+                                       d.world_size)
+        self.a_batches = train_batches(arch_half, self.icfg, cfg.batch_size, cfg.augment, cfg.seed + 1, d.rank,
+                                       d.world_size)
         self.steps_per_epoch = min(len(self.w_batches), len(self.a_batches))
-        config = to_dict(cfg)
-        self.rundir = RunDir.resume(resume, config) if resume else RunDir.create(out, "nasb-search", config, force)
         c, _, _ = self.icfg.input_size
         self.model = Supernet(
             c, self.icfg.num_classes, cfg.channels, cfg.layers, binary_shortcut=cfg.binary_shortcut
@@ -109,9 +103,10 @@ class NASBSearch:
         self.searcher = ArchSearcher(
             self.model, self.model.arch, w_opt, a_opt, self._loss, order=cfg.order, grad_clip=cfg.grad_clip
         )
-        self.state = SearchProgress(alphas=[self.searcher.alpha_snapshot()])
-        if resume:
-            self._restore()
+        self.results.alphas.append(self.searcher.alpha_snapshot())
+
+    def stages(self) -> list[Stage]:
+        return [Stage("search", self.cfg.epochs, self._epoch)]
 
     def _loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
@@ -124,51 +119,31 @@ class NASBSearch:
             return None
         return cfg.tau_max - (cfg.tau_max - cfg.tau_min) * epoch / max(cfg.epochs - 1, 1)
 
-    def _log(self, message: str) -> None:
-        self.rundir.note(message, echo=not self.quiet)
-
     # --- the search -----------------------------------------------------------------------------------
-    def _epoch(self, epoch: int) -> dict[str, float]:
+    def _epoch(self, epoch: int) -> dict[str, Any]:
+        """One epoch of alternating steps; the row holds its mean losses and the derived cells' pool/skip count."""
         cfg, n = self.cfg, self.steps_per_epoch
         self.model.tau = self._tau(epoch)
         self.w_batches.epoch = self.a_batches.epoch = epoch
-        sums = {"train_loss": 0.0, "val_loss": 0.0}
         pairs = zip(self.w_batches, self.a_batches, strict=False)  # the longer half's last batch is left over
-        bar = progress(pairs, f"search {epoch + 1}/{cfg.epochs}", n, self.quiet)
-        for i, (train_batch, val_batch) in enumerate(bar):
-            set_lr(self.searcher.w_optimizer, cfg.w_lr * lr_factor(epoch * n + i, cfg.epochs * n, "cosine"))
-            stats = self.searcher.step(train_batch, val_batch)
-            for k in sums:
-                sums[k] += stats[k] / n
-            bar.set_postfix(fmt_losses({k: stats[k] for k in sums}))
-        return sums
 
-    def _end_epoch(self, epoch: int, losses: dict[str, float]) -> None:
-        st = self.state
-        st.alphas.append(self.searcher.alpha_snapshot())
-        genotype = derive_capped(self.model.arch, self.cfg.max_parameter_free)
-        row: dict[str, Any] = {"epoch": epoch, **losses, "parameter_free": parameter_free_edges(genotype)}
+        def step(batches: tuple[Any, Any]) -> dict[str, float]:
+            stats = self.searcher.step(*batches)
+            return {"train_loss": stats["train_loss"], "val_loss": stats["val_loss"]}
+
+        def schedule(i: int) -> None:
+            set_lr(self.searcher.w_optimizer, cfg.w_lr * lr_factor(epoch * n + i, cfg.epochs * n, "cosine"))
+
+        losses = run_epoch(pairs, step, f"search {epoch + 1}/{cfg.epochs}", n, self.quiet, schedule)
+        self.results.alphas.append(self.searcher.alpha_snapshot())
+        genotype = derive_capped(self.model.arch, cfg.max_parameter_free)
+        row: dict[str, Any] = {"epoch": epoch + 1, **losses, "parameter_free": parameter_free_edges(genotype)}
         if self.model.tau is not None:
             row["tau"] = self.model.tau
-        st.history.append(row)
-        self._log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        return row
 
-    def run(self) -> dict:
-        st, cfg = self.state, self.cfg
-        for epoch in range(st.epoch, cfg.epochs):
-            start = time.perf_counter()
-            losses = self._epoch(epoch)
-            st.seconds += time.perf_counter() - start
-            self._end_epoch(epoch + 1, losses)
-            st.epoch = epoch + 1
-            self._checkpoint()
-        metrics = self._finish()
-        self.rundir.write_json("metrics.json", metrics)
-        self.rundir.close()
-        return metrics
-
-    def _finish(self) -> dict:
-        cfg, st = self.cfg, self.state
+    def finish(self) -> dict:
+        cfg = self.cfg
         steps = cfg.epochs * self.steps_per_epoch
         meta = {
             "source": "nascomp nasb search",
@@ -183,12 +158,15 @@ class NASBSearch:
             "seed": cfg.seed,
         }
         genotype = derive_capped(self.model.arch, cfg.max_parameter_free, meta=meta)
-        path = genotype.save(self.rundir.path / "genotype.json")
-        drawings = draw_cells(genotype, self.rundir.path)
-        plot = plot_alphas(st.alphas, self.rundir.path / "alphas.png") if cfg.plot else None
         report = network_cost(genotype, self.icfg, cfg.channels, cfg.layers)
-        write_cost(report, self.rundir.path)
-        self._log(f"genotype {path}; parameter-free edges {parameter_free_edges(genotype)}; OPs {report.ops:.3g}")
+        path = self.rundir.path / "genotype.json"
+        drawings, plot = [], None
+        if self.dist.is_main:
+            genotype.save(path)
+            drawings = draw_cells(genotype, self.rundir.path)
+            plot = plot_alphas(self.results.alphas, self.rundir.path / "alphas.png") if cfg.plot else None
+            write_cost(report, self.rundir.path)
+        self.log(f"genotype {path}; parameter-free edges {parameter_free_edges(genotype)}; OPs {report.ops:.3g}")
         return {
             "genotype": str(path),
             "parameter_free": parameter_free_edges(genotype),
@@ -196,21 +174,12 @@ class NASBSearch:
             "drawings": [str(p) for p in drawings],
             "alpha_plot": str(plot) if plot else None,
             "steps": steps,
-            "seconds": round(st.seconds, 2),
-            "seconds_per_step": round(st.seconds / max(steps, 1), 4),
+            "seconds": self.seconds,
+            "seconds_per_step": round(self.progress.seconds / max(steps, 1), 4),
+            "processes": self.dist.world_size,
             "run_dir": str(self.rundir.path),
-            "history": st.history,
+            "history": self.progress.history,
         }
-
-    # --- checkpoint / resume --------------------------------------------------------------------------
-    def _checkpoint(self) -> None:
-        self.rundir.save_state(self.state, model=self.model, search=self.searcher)
-
-    def _restore(self) -> None:
-        restored = self.rundir.load_state(SearchProgress, model=self.model, search=self.searcher)
-        if restored is not None:
-            self.state = restored[0]
-            self._log(f"resumed after epoch {self.state.epoch}")
 
 
 def check_search_config(cfg: NASBSearchConfig) -> NASBSearchConfig:

@@ -16,44 +16,32 @@ copy of ``genotype.json``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from ..config import NASBTrainConfig, to_dict
+from ..config import NASBTrainConfig
 from ..data import ImageBatches
-from ..engine import (
-    RunDir,
-    atomic_torch_save,
-    evaluate,
-    fmt_losses,
-    progress,
-    resolve_device,
-    seed_everything,
-)
+from ..engine import Run, Stage, atomic_torch_save, evaluate, lr_factor, optimizer_step, run_epoch, set_lr
+from ..engine.distributed import replicate
 from ..errors import ConfigError
 from ..quant.binary import set_binary_stage
 from ..quant.cost import count_cost
 from .data import check_same_task, input_cfg, open_split, take, train_batches
 from .kd import student_loss
 from .network import NASBNetwork
-from .optim import SCHEDULES, lr_factor, param_groups, set_lr
+from .optim import SCHEDULES, param_groups
 from .report import write_cost
 from .stages import STAGE1_ACTS, stage_plan, use_real_activation
 from .student import build_student, load_teacher
 
 
 @dataclass
-class TrainProgress:
-    """What a checkpoint restores besides the modules and the optimizer."""
+class TrainResults:
+    """One result per finished stage (top-1/top-5 at its last epoch, and the network's cost in it)."""
 
-    stage_index: int = 0  # index into the stage plan of the stage being trained
-    epoch: int = 0  # epochs done in that stage
-    history: list[dict] = field(default_factory=list)
-    stages: list[dict] = field(default_factory=list)  # one result per finished stage
-    seconds: float = 0.0
+    stages: list[dict] = field(default_factory=list)
 
 
 def _cost_totals(model: torch.nn.Module, input_size: tuple[int, int, int]) -> dict[str, float]:
@@ -61,21 +49,19 @@ def _cost_totals(model: torch.nn.Module, input_size: tuple[int, int, int]) -> di
     return {"flops": report.flops, "bops": report.bops, "ops": report.ops, "params": report.params}
 
 
-class NASBTrain:
+class NASBTrain(Run):
     """One staged training run; ``run()`` returns the metrics also written to ``metrics.json``."""
 
-    def __init__(
-        self,
-        cfg: NASBTrainConfig,
-        out: str | None = None,
-        force: bool = False,
-        resume: str | None = None,
-        quiet: bool = False,
-    ):
-        self.cfg, self.quiet = check_train_config(cfg), quiet
+    job = "nasb-train"
+    Results = TrainResults
+    parts = ("student",)
+
+    def check(self, cfg: NASBTrainConfig) -> NASBTrainConfig:
+        return check_train_config(cfg)
+
+    def build(self) -> None:
+        cfg, d = self.cfg, self.dist
         self.plan = stage_plan(cfg.stages)
-        self.device = resolve_device(cfg.device)
-        seed_everything(cfg.seed)
         train = take(open_split(cfg.data, "train"), cfg.subset, cfg.seed)
         eval_spec = cfg.eval_data or _default_eval(cfg.data)
         test = take(open_split(eval_spec, "test"), cfg.eval_subset, cfg.seed)
@@ -84,105 +70,85 @@ class NASBTrain:
         self.student, self.about = build_student(cfg, self.icfg)
         use_real_activation(self.student, cfg.stage1_act)
         self.student.to(self.device)
+        self.replica = replicate(self.student, self.device)
         self.teacher = load_teacher(cfg, self.icfg)
         if self.teacher is not None:
             self.teacher.to(self.device)
-        self.batches = train_batches(train, self.icfg, cfg.batch_size, cfg.augment, cfg.seed)
-        self.eval_batches = ImageBatches(test, self.icfg, batch_size=cfg.eval_batch_size)
-        config = to_dict(cfg)
-        self.rundir = RunDir.resume(resume, config) if resume else RunDir.create(out, "nasb-train", config, force)
-        self.state = TrainProgress()
+        self.batches = train_batches(train, self.icfg, cfg.batch_size, cfg.augment, cfg.seed, d.rank, d.world_size)
+        self.eval_batches = ImageBatches(test, self.icfg, batch_size=cfg.eval_batch_size, rank=d.rank,
+                                         world_size=d.world_size)
         self.optimizer: torch.optim.Optimizer | None = None
-        self._log(f"student {self.about}; stages {self.plan}; {len(train)} training images, {len(test)} test images")
-        if resume:
-            self._restore()
+        self.log(f"student {self.about}; stages {self.plan}; {len(train)} training images, {len(test)} test images"
+                 + (f", {d.world_size} processes" if d.active else ""))
 
-    def _log(self, message: str) -> None:
-        self.rundir.note(message, echo=not self.quiet)
+    def stages(self) -> list[Stage]:
+        return [Stage(f"stage {stage}", self.cfg.epochs, lambda e, i=i: self._train_epoch(i, e),
+                      begin=lambda s=stage: self._start_stage(s), end=lambda i=i: self._end_stage(i),
+                      evaluate=self._evaluate, eval_every=self.cfg.eval_every, parts=("optimizer",))
+                for i, stage in enumerate(self.plan)]
 
     # --- one stage ------------------------------------------------------------------------------------
-    def _start_stage(self, stage: int) -> torch.optim.Optimizer:
-        """Binarize for ``stage`` and return its fresh Adam (binary weights undecayed once binarized)."""
+    def _start_stage(self, stage: int) -> None:
+        """Binarize for ``stage`` and make its fresh Adam (binary weights undecayed once binarized)."""
         set_binary_stage(self.student, stage)
         cfg = self.cfg
         binary_decay = 0.0 if stage == 3 else cfg.weight_decay
         groups = param_groups(self.student, self.student.parameters(), cfg.weight_decay, binary_decay)
-        return torch.optim.Adam(groups, lr=cfg.lr)
+        self.optimizer = torch.optim.Adam(groups, lr=cfg.lr)
 
-    def _train_epoch(self, optimizer: torch.optim.Optimizer, epoch: int) -> float:
-        cfg, st = self.cfg, self.state
-        n = len(self.batches)
-        self.batches.epoch = st.stage_index * cfg.epochs + epoch
-        self.student.train()
-        total = 0.0
-        stage = self.plan[st.stage_index]
-        bar = progress(self.batches, f"stage {stage} epoch {epoch + 1}/{cfg.epochs}", n, self.quiet)
-        for i, (x, y) in enumerate(bar):
-            set_lr(optimizer, cfg.lr * lr_factor(epoch * n + i, cfg.epochs * n, cfg.lr_schedule))
-            x, y = x.to(self.device), y.to(self.device)
+    def _train_epoch(self, index: int, epoch: int) -> dict[str, Any]:
+        cfg, n, optimizer = self.cfg, len(self.batches), self.optimizer
+        assert optimizer is not None
+        self.batches.epoch = index * cfg.epochs + epoch
+        self.replica.train()
+
+        def step(batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+            x, y = batch[0].to(self.device), batch[1].to(self.device)
             teacher_logits = None
             if self.teacher is not None:
                 with torch.no_grad():
                     teacher_logits = self.teacher(x)
-            loss = student_loss(self.student(x), y, teacher_logits, cfg.temperature, cfg.kd_weight, cfg.ce_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() / n
-            bar.set_postfix(fmt_losses({"loss": loss.item()}))
-        return total
+            loss = student_loss(self.replica(x), y, teacher_logits, cfg.temperature, cfg.kd_weight, cfg.ce_weight)
+            return {"loss": optimizer_step(loss, optimizer)}
 
-    def _end_epoch(self, epoch: int, loss: float) -> None:
-        """Log the epoch; at a stage's last epoch evaluate, record the stage and move to the next."""
-        cfg, st = self.cfg, self.state
-        stage = self.plan[st.stage_index]
-        row: dict[str, Any] = {"stage": stage, "epoch": epoch, "loss": loss}
-        last = epoch == cfg.epochs
-        if last or (cfg.eval_every and epoch % cfg.eval_every == 0):
-            acc = evaluate(self.student, self.eval_batches, self.device)
-            row.update(top1=acc.top1, top5=acc.top5)
-        st.history.append(row)
-        self._log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        st.epoch = epoch
-        if last:
-            cost = _cost_totals(self.student, self.icfg.input_size)
-            st.stages.append({"stage": stage, "epochs": cfg.epochs, "top1": row["top1"], "top5": row["top5"], **cost})
-            self._log(f"stage {stage} done: top1={row['top1']:.2f} (last epoch), OPs {cost['ops']:.3g}")
-            st.stage_index, st.epoch = st.stage_index + 1, 0
-            self.optimizer = None
+        def schedule(i: int) -> None:
+            set_lr(optimizer, cfg.lr * lr_factor(epoch * n + i, cfg.epochs * n, cfg.lr_schedule))
 
-    # --- the whole run --------------------------------------------------------------------------------
-    def run(self) -> dict:
-        st = self.state
-        while st.stage_index < len(self.plan):
-            if self.optimizer is None:
-                self.optimizer = self._start_stage(self.plan[st.stage_index])
-            epoch = st.epoch
-            start = time.perf_counter()
-            loss = self._train_epoch(self.optimizer, epoch)
-            st.seconds += time.perf_counter() - start
-            self._end_epoch(epoch + 1, loss)
-            self._checkpoint()
-        metrics = self._metrics()
-        self._save_model()
-        self.rundir.write_json("metrics.json", metrics)
-        self.rundir.close()
-        return metrics
+        stage = self.plan[index]
+        losses = run_epoch(self.batches, step, f"stage {stage} epoch {epoch + 1}/{cfg.epochs}", n, self.quiet, schedule)
+        return {"stage": stage, "epoch": epoch + 1, "loss": losses.get("loss", 0.0)}
 
-    def _metrics(self) -> dict:
-        st = self.state
-        final = st.stages[-1]
-        return {
+    def _evaluate(self) -> dict[str, float]:
+        acc = evaluate(self.student, self.eval_batches, self.device)
+        return {"top1": acc.top1, "top5": acc.top5}
+
+    def _end_stage(self, index: int) -> None:
+        """Record the stage: top-1/top-5 of its last epoch and the network's cost in it."""
+        row, stage = self.progress.history[-1], self.plan[index]
+        cost = _cost_totals(self.student, self.icfg.input_size)
+        self.results.stages.append({"stage": stage, "epochs": self.cfg.epochs, "top1": row["top1"],
+                                    "top5": row["top5"], **cost})
+        self.log(f"stage {stage} done: top1={row['top1']:.2f} (last epoch), OPs {cost['ops']:.3g}")
+        self.optimizer = None
+
+    # --- the result -----------------------------------------------------------------------------------
+    def finish(self) -> dict:
+        final = self.results.stages[-1]
+        metrics = {
             "student": self.about,
-            "stages": st.stages,
+            "stages": self.results.stages,
             "top1": final["top1"],
             "top5": final["top5"],
             "cost": {k: final[k] for k in ("flops", "bops", "ops", "params")},
             "input_size": list(self.icfg.input_size),
-            "seconds": round(st.seconds, 2),
+            "seconds": self.seconds,
+            "processes": self.dist.world_size,
             "run_dir": str(self.rundir.path),
-            "history": st.history,
+            "history": self.progress.history,
         }
+        if self.dist.is_main:
+            self._save_model()
+        return metrics
 
     def _save_model(self) -> None:
         folder = self.rundir.path
@@ -190,23 +156,6 @@ class NASBTrain:
         write_cost(count_cost(self.student, self.icfg.input_size), folder)
         if isinstance(self.student, NASBNetwork):
             self.student.genotype.save(folder / "genotype.json")
-
-    # --- checkpoint / resume --------------------------------------------------------------------------
-    def _checkpoint(self) -> None:
-        self.rundir.save_state(self.state, student=self.student, optimizer=self.optimizer)
-
-    def _restore(self) -> None:
-        restored = self.rundir.load_state(TrainProgress, student=self.student)
-        if restored is None:
-            return
-        self.state, ckpt = restored
-        st = self.state
-        if st.stage_index < len(self.plan):
-            self.optimizer = self._start_stage(self.plan[st.stage_index])  # binarization is not in a state dict
-            if ckpt["optimizer"] is not None:
-                self.optimizer.load_state_dict(ckpt["optimizer"])
-        where = f"stage {self.plan[st.stage_index]}, epoch {st.epoch}" if st.stage_index < len(self.plan) else "the end"
-        self._log(f"resumed at {where}")
 
 
 def _default_eval(data: str) -> str:

@@ -42,8 +42,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import GeneratorSearchConfig, to_dict
-from ..engine import RunDir, fmt_losses, progress, resolve_device, seed_everything
+from ..config import GeneratorSearchConfig
+from ..engine import Run, Stage, run_epoch
 from ..errors import ConfigError
 from ..nas import ArchSearcher, Genotype, plot_alpha_history, render, split_parameters, to_dot
 from .autorecon import SPACE, AutoReConSupernet
@@ -65,13 +65,10 @@ class ReconstructionObjective:
 
 
 @dataclass
-class SearchProgress:
-    """What a checkpoint must restore besides the modules and optimizers."""
+class SearchResults:
+    """What a checkpoint keeps besides the modules: the alpha history and the time spent in search steps."""
 
-    epoch: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
     alpha_history: list[dict[str, list[list[float]]]] = field(default_factory=list)
-    seconds: float = 0.0  # wall time of the finished epochs (steps and checkpoints)
     step_seconds: float = 0.0  # wall time inside the search steps only
     step_cpu_seconds: float = 0.0
 
@@ -100,18 +97,25 @@ def check_search_config(cfg: GeneratorSearchConfig) -> GeneratorSearchConfig:
     return cfg
 
 
-class GeneratorSearch:
+class GeneratorSearch(Run):
     """One generator search for a frozen ``teacher``; ``run()`` returns the metrics also in metrics.json."""
+
+    job = "search-generator"
+    Results = SearchResults
+    parts = ("supernet", "searcher")
 
     def __init__(self, cfg: GeneratorSearchConfig, teacher: nn.Module, out: str | None = None,
                  force: bool = False, resume: str | None = None, quiet: bool = False) -> None:
-        self.cfg, self.quiet = check_search_config(cfg), quiet
-        self.device = resolve_device(cfg.device)
-        seed_everything(cfg.seed)
-        self.teacher = freeze_teacher(teacher).to(self.device)
-        config = to_dict(cfg)
-        self.rundir = RunDir.resume(resume, config) if resume else RunDir.create(out, "search-generator", config, force)
-        mcfg = teacher.default_cfg
+        self.teacher = teacher
+        super().__init__(cfg, out, force, resume, quiet)
+
+    def check(self, cfg: GeneratorSearchConfig) -> GeneratorSearchConfig:
+        return check_search_config(cfg)
+
+    def build(self) -> None:
+        cfg = self.cfg
+        self.teacher = freeze_teacher(self.teacher).to(self.device)
+        mcfg = self.teacher.default_cfg
         self.supernet = AutoReConSupernet(mcfg.num_classes, mcfg.input_size, channels=cfg.channels)
         self.supernet.to(self.device).train()
         weights, alphas = split_parameters(self.supernet)
@@ -121,99 +125,77 @@ class GeneratorSearch:
         self.objective = ReconstructionObjective(self.teacher, self.bns)
         self.searcher = ArchSearcher(self.supernet, self.supernet.arch, w_opt, a_opt, self.objective,
                                      order=cfg.order, grad_clip=cfg.grad_clip)
-        self.state = SearchProgress()
-        if resume:
-            self._restore()
+        self.results.alpha_history.append(self.searcher.alpha_snapshot())
 
-    def _log(self, message: str) -> None:
-        self.rundir.note(message, echo=not self.quiet)
+    def stages(self) -> list[Stage]:
+        return [Stage("search", self.cfg.epochs, self._epoch)]
 
-    def _epoch(self, epoch: int) -> dict[str, float]:
+    def _epoch(self, epoch: int) -> dict[str, Any]:
         """``steps_per_epoch`` search steps; returns the epoch's mean L_r (weight and alpha batches), CE, BNS."""
-        cfg, st = self.cfg, self.state
-        sums = {"L_r": 0.0, "L_r_alpha": 0.0, "ce": 0.0, "bns": 0.0}
-        bar = progress(range(cfg.steps_per_epoch), f"search {epoch + 1}/{cfg.epochs}", quiet=self.quiet)
-        for _ in bar:
+        cfg, r = self.cfg, self.results
+
+        def step(_: int) -> dict[str, float]:
             t0, c0 = time.perf_counter(), _cpu_seconds()
             weight_batch = self.supernet.sample_latent(cfg.batch_size, self.device)
             alpha_batch = self.supernet.sample_latent(cfg.batch_size, self.device)
             stats = self.searcher.step(weight_batch, alpha_batch)
             parts = {k: float(v) for k, v in self.objective.last.items()}  # the weight batch's (the last call)
-            st.step_seconds += time.perf_counter() - t0
-            st.step_cpu_seconds += _cpu_seconds() - c0
-            step = {"L_r": stats["train_loss"], "L_r_alpha": stats["val_loss"], **parts}
-            for k in sums:
-                sums[k] += step[k] / cfg.steps_per_epoch
-            bar.set_postfix(fmt_losses({"L_r": step["L_r"], "bns": step["bns"]}))
-        return sums
+            r.step_seconds += time.perf_counter() - t0
+            r.step_cpu_seconds += _cpu_seconds() - c0
+            return {"L_r": stats["train_loss"], "L_r_alpha": stats["val_loss"], **parts}
 
-    def _checkpoint(self) -> None:
-        self.rundir.save_state(self.state, supernet=self.supernet, searcher=self.searcher)
-
-    def _restore(self) -> None:
-        restored = self.rundir.load_state(SearchProgress, supernet=self.supernet, searcher=self.searcher)
-        if restored is not None:
-            self.state = restored[0]
-            self._log(f"resumed after epoch {self.state.epoch}")
+        row = {"epoch": epoch + 1, **run_epoch(range(cfg.steps_per_epoch), step, f"search {epoch + 1}/{cfg.epochs}",
+                                               cfg.steps_per_epoch, self.quiet)}
+        r.alpha_history.append(self.searcher.alpha_snapshot())
+        self.rundir.write_json("alpha_history.json", r.alpha_history)
+        return row
 
     def run(self) -> dict[str, Any]:
-        cfg, st = self.cfg, self.state
-        if not st.alpha_history:
-            st.alpha_history.append(self.searcher.alpha_snapshot())
-        for epoch in range(st.epoch, cfg.epochs):
-            t0 = time.perf_counter()
-            row = {"epoch": epoch + 1, **self._epoch(epoch)}
-            st.history.append(row)
-            st.alpha_history.append(self.searcher.alpha_snapshot())
-            st.epoch = epoch + 1
-            self._log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-            st.seconds += time.perf_counter() - t0
-            self._checkpoint()
-            self.rundir.write_json("alpha_history.json", st.alpha_history)
         try:
-            return self._finish()
+            return super().run()
         finally:
             self.bns.remove()
-            self.rundir.close()
 
     def genotype(self) -> Genotype:
         """The genotype of the alphas as they stand (per-edge argmax), with the search settings as meta."""
-        cfg = self.cfg
-        return self.supernet.derive(model=cfg.model, seed=cfg.seed, order=cfg.order, epochs=self.state.epoch,
-                                    steps=self.state.epoch * cfg.steps_per_epoch, batch_size=cfg.batch_size,
+        cfg, epochs = self.cfg, len(self.progress.history)
+        return self.supernet.derive(model=cfg.model, seed=cfg.seed, order=cfg.order, epochs=epochs,
+                                    steps=epochs * cfg.steps_per_epoch, batch_size=cfg.batch_size,
                                     channels=cfg.channels, source="nascomp search-generator")
 
-    def _finish(self) -> dict[str, Any]:
-        """Derive and save the genotype, draw it and the alpha history; write and return the metrics."""
-        st, path = self.state, self.rundir.path
+    def finish(self) -> dict[str, Any]:
+        """Derive and save the genotype, draw it and the alpha history; return the metrics."""
+        r, path, history = self.results, self.rundir.path, self.progress.history
         genotype = self.genotype()
-        genotype.save(path / "genotype.json")
-        dot = to_dot(genotype, SPACE)
-        (path / "genotype.dot").write_text(dot)
-        png = render(dot, path / "genotype.png")
-        plot = plot_alpha_history(st.alpha_history, SPACE, path / "alphas.png")
-        steps = max(st.epoch * self.cfg.steps_per_epoch, 1)
+        png = plot = None
+        if self.dist.is_main:
+            genotype.save(path / "genotype.json")
+            dot = to_dot(genotype, SPACE)
+            (path / "genotype.dot").write_text(dot)
+            png = render(dot, path / "genotype.png")
+            plot = plot_alpha_history(r.alpha_history, SPACE, path / "alphas.png")
+        steps = max(len(history) * self.cfg.steps_per_epoch, 1)
         metrics = {
             "genotype": str(path / "genotype.json"), "ops": {k: genotype.ops(k) for k in SPACE.kinds},
-            "lr_first": st.history[0]["L_r"], "lr_last": st.history[-1]["L_r"], "bns_last": st.history[-1]["bns"],
-            "ce_last": st.history[-1]["ce"], "epochs": st.epoch, "steps": steps, "order": self.cfg.order,
+            "lr_first": history[0]["L_r"], "lr_last": history[-1]["L_r"], "bns_last": history[-1]["bns"],
+            "ce_last": history[-1]["ce"], "epochs": len(history), "steps": steps, "order": self.cfg.order,
             "batch_size": self.cfg.batch_size, "channels": self.cfg.channels,
-            "image_shape": list(self.supernet.image_shape), "seconds": round(st.seconds, 2),
-            "seconds_per_step": round(st.step_seconds / steps, 4),
-            "cpu_seconds_per_step": round(st.step_cpu_seconds / steps, 4), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "image_shape": list(self.supernet.image_shape), "seconds": self.seconds,
+            "seconds_per_step": round(r.step_seconds / steps, 4),
+            "cpu_seconds_per_step": round(r.step_cpu_seconds / steps, 4), "peak_rss_mb": round(peak_rss_mb(), 1),
             "torch_threads": torch.get_num_threads(), "png": str(png) if png else None,
-            "alpha_plot": str(plot) if plot else None, "run_dir": str(path), "history": st.history,
+            "alpha_plot": str(plot) if plot else None, "processes": self.dist.world_size, "run_dir": str(path),
+            "history": history,
         }
         if self.device.type == "cuda":
             metrics["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
-        self._log(f"genotype: {json.dumps(metrics['ops'])}")
-        self._log(f"{steps} steps, {metrics['seconds_per_step']:.3g} s/step ({metrics['cpu_seconds_per_step']:.3g} "
+        self.log(f"genotype: {json.dumps(metrics['ops'])}")
+        self.log(f"{steps} steps, {metrics['seconds_per_step']:.3g} s/step ({metrics['cpu_seconds_per_step']:.3g} "
                   f"CPU-s/step, {metrics['torch_threads']} threads), peak RSS {metrics['peak_rss_mb']:.0f} MiB")
-        if png is None:
-            self._log("genotype.png not drawn: Graphviz `dot` is not installed (genotype.dot has the drawing)")
-        if plot is None:
-            self._log("alphas.png not drawn: matplotlib is not installed (pip install nascomp[plot])")
-        self.rundir.write_json("metrics.json", metrics)
+        if png is None and self.dist.is_main:
+            self.log("genotype.png not drawn: Graphviz `dot` is not installed (genotype.dot has the drawing)")
+        if plot is None and self.dist.is_main:
+            self.log("alphas.png not drawn: matplotlib is not installed (pip install nascomp[plot])")
         return metrics
 
 
