@@ -1,7 +1,8 @@
 """Batches of normalised images for a model: ``(x - mean) / std`` with the model's own constants.
 
 In-memory image sets are batched by slicing one tensor (no per-item Python work); large image sets
-(ImageNet-size files) are decoded lazily, resized and centre-cropped to the model's input size.
+(ImageNet-size files) are decoded by a DataLoader's worker processes, resized and centre-cropped as the
+model's config says (:mod:`.folder`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from ..models.registry import ModelCfg
-from .sources import ImageSet, load_image
+from .folder import CenterCropTransform, file_batches
+from .sources import ImageSet
 
 
 class ImageBatches:
@@ -20,15 +22,20 @@ class ImageBatches:
 
     ``augment=True`` applies the standard CIFAR augmentation (random crop with 4-pixel zero padding and a
     horizontal flip) per image. ``shuffle`` draws a new order each pass from a generator seeded by ``seed``
-    and the pass number, so a resumed run sees the same order. Under torchrun, rank ``rank`` of ``world_size``
-    takes batches rank, rank + world_size, ... of that order (the same order on every rank), so the ranks
-    share one pass over the images.
+    and the pass number, so a resumed run sees the same order. Image files are decoded by ``workers`` processes
+    (default: every available core) with the model's resize ``interpolation`` unless one is given here, and
+    show a progress bar on stderr unless ``quiet``. Under torchrun, rank ``rank`` of ``world_size`` takes
+    batches rank, rank + world_size, ... of that order (the same order on every rank), so the ranks share
+    one pass over the images.
     """
 
     def __init__(self, imageset: ImageSet, cfg: ModelCfg, batch_size: int = 256, shuffle: bool = False,
-                 augment: bool = False, seed: int = 0, drop_last: bool = False, rank: int = 0, world_size: int = 1):
+                 augment: bool = False, seed: int = 0, drop_last: bool = False, workers: int | None = None,
+                 interpolation: str | None = None, quiet: bool = True, rank: int = 0, world_size: int = 1):
         self.imageset, self.cfg = imageset, cfg
         self.batch_size, self.shuffle, self.augment, self.seed, self.drop_last = batch_size, shuffle, augment, seed, drop_last
+        self.workers, self.quiet = workers, quiet
+        self.transform = CenterCropTransform.for_model(cfg, interpolation) if imageset.files is not None else None
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.mean = torch.tensor(cfg.mean).view(1, -1, 1, 1)
@@ -47,38 +54,28 @@ class ImageBatches:
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
         self.epoch += 1
-        bs = self.batch_size
-        for start in range(self.rank * bs, self._batches() * bs, self.world_size * bs):
-            idx = order[start:start + self.batch_size]
-            x = self._pixels(idx)
+        bs, step = self.batch_size, self.world_size * self.batch_size
+        batches = [order[start:start + bs] for start in range(self.rank * bs, self._batches() * bs, step)]
+        if self.imageset.files is not None:
+            pixels = file_batches(self.imageset.files, [b.tolist() for b in batches], self.transform,
+                                  self.workers, self.quiet)
+        else:
+            pixels = (self._pixels(idx) for idx in batches)
+        for idx, x in zip(batches, pixels, strict=True):
             if self.augment:
                 x = random_crop_flip(x, gen)
             yield (x - self.mean) / self.std, self.imageset.labels[idx]
 
     def _pixels(self, idx: torch.Tensor) -> torch.Tensor:
-        """Images ``idx`` as float in [0, 1] at the model's input size."""
+        """In-memory images ``idx`` as float in [0, 1] at the model's input size."""
         c, h, w = self.cfg.input_size
-        if self.imageset.images is not None:
-            x = self.imageset.images[idx].float().div_(255.0)
-            if x.shape[1] != c:
-                x = x.mean(1, keepdim=True) if c == 1 else x.expand(-1, c, -1, -1)
-            if x.shape[-2:] != (h, w):
-                x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-            return x
-        assert self.imageset.files is not None
-        return torch.stack([_resize_center_crop(load_image(self.imageset.files[i], c), h) for i in idx.tolist()])
-
-
-def _resize_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
-    """ImageNet evaluation transform: shorter side to size*256/224, centre crop ``size``, in [0, 1]."""
-    x = img.float().div(255.0).unsqueeze(0)
-    short = round(size * 256 / 224)
-    h, w = x.shape[-2:]
-    scale = short / min(h, w)
-    x = F.interpolate(x, size=(max(short, round(h * scale)), max(short, round(w * scale))),
-                      mode="bilinear", align_corners=False, antialias=True)
-    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
-    return x[0, :, top:top + size, left:left + size]
+        assert self.imageset.images is not None
+        x = self.imageset.images[idx].float().div_(255.0)
+        if x.shape[1] != c:
+            x = x.mean(1, keepdim=True) if c == 1 else x.expand(-1, c, -1, -1)
+        if x.shape[-2:] != (h, w):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        return x
 
 
 def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
