@@ -4,7 +4,8 @@
 
 measured at the input of each of the L BatchNorm layers; mu_l(x) and sigma2_l(x) are the batch mean and the
 biased batch variance over (N, H, W), compared with the layer's running statistics by a mean squared error
-over its C_l channels, then averaged over layers - as in GDFQ's public code.
+over its C_l channels, then averaged over layers - as in GDFQ's public code. The statistics are computed
+in fp32 even when the model runs in bf16 (``nascomp.engine.precision``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class BNStatistics:
     def _hook(self, bn: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
         if not self._active:
             return
-        x = inputs[0]
+        x = inputs[0].float()  # a no-op in fp32; under bf16 autocast the statistics are taken in fp32
         dims = [0] + list(range(2, x.dim()))
         mean, var = x.mean(dims), x.var(dims, unbiased=False)
         self._terms.append(F.mse_loss(mean, bn.running_mean) + F.mse_loss(var, bn.running_var))
