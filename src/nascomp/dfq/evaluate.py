@@ -12,7 +12,11 @@ from ..models import create_model
 
 
 def evaluate_checkpoint(model_name: str | None, weights: str, data: str, batch_size: int = 500,
-                        device: str = "auto") -> Accuracy:
+                        device: str = "auto", workers: int | None = None, quiet: bool = True,
+                        interpolation: str | None = None) -> Accuracy:
+    """Top-1/top-5 of a checkpoint (or a saved student) on ``data``. Image files are decoded by ``workers``
+    processes (default: every core) with the model's resize interpolation unless ``interpolation`` is given;
+    a progress bar shows on stderr unless ``quiet``."""
     if Path(weights).is_dir() and is_student_folder(weights):
         model = load_student(weights)
     elif model_name is None:
@@ -22,4 +26,6 @@ def evaluate_checkpoint(model_name: str | None, weights: str, data: str, batch_s
     dev = resolve_device(device)
     cfg = model.default_cfg
     imageset = open_images(data, split="test", channels=cfg.input_size[0])
-    return evaluate(model.to(dev), ImageBatches(imageset, cfg, batch_size=batch_size), dev)
+    batches = ImageBatches(imageset, cfg, batch_size=batch_size, workers=workers, interpolation=interpolation,
+                           quiet=quiet)
+    return evaluate(model.to(dev), batches, dev)
