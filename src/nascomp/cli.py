@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -116,6 +118,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--weights", required=True, help="checkpoint file, or a dfq run folder (quantized student)")
     p.add_argument("--data", required=True, help="labelled data: demo, ImageFolder dir, .tar(.gz), cifar10")
     p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--workers", type=int, help="processes decoding image files (default: every core; 0 = none)")
+    p.add_argument("--interpolation", choices=("bicubic", "bilinear"), help="resize of image files (default: the model's)")
     _common(p)
     p.set_defaults(func=_cmd_eval)
 
@@ -123,7 +127,8 @@ def _add_eval(sub) -> None:
 def _cmd_eval(a: argparse.Namespace) -> dict:
     from .dfq.evaluate import evaluate_checkpoint
 
-    acc = evaluate_checkpoint(a.model, a.weights, a.data, a.batch_size, a.device or "auto")
+    acc = evaluate_checkpoint(a.model, a.weights, a.data, a.batch_size, a.device or "auto", a.workers,
+                              a.quiet, a.interpolation)
     if not a.json:
         print(f"top1 {acc.top1:.2f} %  top5 {acc.top5:.2f} %  on {acc.n} images")
     return {"top1": acc.top1, "top5": acc.top5, "n": acc.n}
@@ -272,19 +277,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand. Under torchrun every process runs it and only rank 0 prints results."""
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], dict] = args.func
+    main_rank = os.environ.get("RANK", "0") == "0"
     try:
-        result = func(args)
+        with contextlib.redirect_stdout(sys.stdout if main_rank else open(os.devnull, "w")):  # noqa: SIM115
+            result = func(args)
+            if getattr(args, "json", False):
+                print(json.dumps(result))
     except UserError as e:
         print(f"nascomp {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nascomp {args.command}: interrupted; continue with --resume RUN_DIR", file=sys.stderr)
         return 130
-    if getattr(args, "json", False):
-        print(json.dumps(result))
+    finally:
+        _leave_process_group()
     return 0
+
+
+def _leave_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ class DFQRun(Run):
 
     job = "dfq"
     Results = Results
-    parts = ("generator", "student", "student_opt", "gen_opt", "calib", "selected")
+    parts = ("generator", "student", "student_opt", "gen_opt", "selected")
+    rank_parts = ("calib",)  # under torchrun each rank draws its own calibration set
 
     def check(self, cfg: DFQConfig) -> DFQConfig:
         return check_config(cfg)

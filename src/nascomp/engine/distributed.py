@@ -75,6 +75,15 @@ def sum_over_ranks(values: list[float]) -> list[float]:
     return t.tolist()
 
 
+def mean_over_ranks(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with each float replaced by its mean over the ranks (losses of a unit); the row itself alone."""
+    keys = [k for k, v in row.items() if isinstance(v, float)]
+    if not current().active or not keys:
+        return row
+    n = current().world_size
+    return {**row, **{k: v / n for k, v in zip(keys, sum_over_ranks([row[k] for k in keys]), strict=True)}}
+
+
 def gather_to_main(obj: Any) -> list[Any] | None:
     """Every rank's ``obj``, in rank order, on rank 0 (None elsewhere); ``[obj]`` in a single process."""
     d = current()

@@ -9,7 +9,7 @@ the rest, the same way for every pipeline:
 - runs each stage's units (epochs or steps) in order; after every ``checkpoint_every`` units and at the
   end of a stage it writes one atomic checkpoint: the engine's progress, the pipeline's ``Results``, the
   state of every part named in ``parts`` (``state_dict()`` of objects that have one, plain data otherwise),
-  the parts of the stage in progress, and every rank's RNG state;
+  the parts of the stage in progress, and every rank's RNG state and ``rank_parts`` (what differs by rank);
 - ``--resume`` restores all of it and continues at the first unfinished unit: a resumed run ends with the
   same numbers as an uninterrupted one;
 - evaluates a stage every ``eval_every`` units and at its last, logs each unit's row, times the parts a
@@ -32,7 +32,14 @@ import torch
 from ..config import to_dict
 from ..errors import RunDirError, UserError
 from .device import resolve_device
-from .distributed import Dist, broadcast_from_main, gather_to_main, init_distributed, rank_seed
+from .distributed import (
+    Dist,
+    broadcast_from_main,
+    gather_to_main,
+    init_distributed,
+    mean_over_ranks,
+    rank_seed,
+)
 from .loop import check_finite
 from .progress import fmt_losses, progress
 from .rundir import RunDir
@@ -82,7 +89,8 @@ class Run:
 
     job: ClassVar[str] = "run"
     Results: ClassVar[type] = NoResults
-    parts: ClassVar[tuple[str, ...]] = ()
+    parts: ClassVar[tuple[str, ...]] = ()  # the same on every rank: saved once (rank 0's)
+    rank_parts: ClassVar[tuple[str, ...]] = ()  # differ between ranks (e.g. generated images): saved per rank
 
     def __init__(self, cfg: Any, out: str | None = None, force: bool = False, resume: str | None = None,
                  quiet: bool = False) -> None:
@@ -169,6 +177,7 @@ class Run:
             if stage.evaluate is not None and (last or (stage.eval_every and (unit + 1) % stage.eval_every == 0)):
                 row.update(stage.evaluate())
             pg.seconds += time.perf_counter() - t0
+            row = mean_over_ranks(row)
             check_finite(row, f"stage {stage.name}, {stage.unit} {unit + 1}")
             bar.set_postfix(fmt_losses({k: v for k, v in row.items() if isinstance(v, float)}))
             if stage.record:
@@ -186,12 +195,12 @@ class Run:
         return stage.run(unit)
 
     def checkpoint(self, stage_parts: tuple[str, ...] = ()) -> None:
-        """One atomic checkpoint of the progress, results, parts and every rank's RNG state."""
-        rngs = gather_to_main(rng_state())
+        """One atomic checkpoint of the progress, results, parts, and every rank's RNG state and rank parts."""
+        ranks = gather_to_main({"rng": rng_state(), "parts": {name: self._part_state(name) for name in self.rank_parts}})
         if not self.dist.is_main:
             return
         self.rundir.save_checkpoint({
-            "progress": asdict(self.progress), "results": to_dict(self.results), "rng": rngs,
+            "progress": asdict(self.progress), "results": to_dict(self.results), "ranks": ranks,
             "parts": {name: self._part_state(name) for name in self.parts},
             "stage_parts": {name: self._part_state(name) for name in stage_parts},
         })
@@ -222,7 +231,10 @@ class Run:
         for name, state in ckpt["parts"].items():
             self._load_part(name, state)
         self._stage_state = dict(ckpt["stage_parts"])
-        set_rng_state(ckpt["rng"][self.dist.rank])
+        mine = ckpt["ranks"][self.dist.rank]
+        for name, state in mine["parts"].items():
+            self._load_part(name, state)
+        set_rng_state(mine["rng"])
         self.log(f"resumed at stage {self.progress.stage + 1}, {self.progress.unit} unit(s) done")
 
     def _open_rundir(self, out: str | None, force: bool, resume: str | None) -> RunDir:
