@@ -101,3 +101,18 @@ def test_console_script_exits_2_with_one_line():
     proc = subprocess.run([sys.executable, "-m", "nascomp.cli", "dfq", "--wbits", "1"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "wbits=1" in proc.stderr
     assert torch.__version__.startswith("2.14.1")
+
+
+def test_stop_after_pauses_at_a_checkpoint_and_resume_finishes_with_the_same_numbers(tmp_path, capsys):
+    """--stop-after: the way a long run is spread over short GPU leases (exit 3, then --resume)."""
+    argv = ["--gen-steps", "5", "--calib-size", "64", "--epochs", "2", "--batch-size", "32", "--quiet", "--json"]
+    assert main(["dfq", "--out", str(tmp_path / "full"), *argv]) == 0
+    full = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["dfq", "--out", str(tmp_path / "cut"), "--stop-after", "1e-9", *argv]) == 3
+    err = capsys.readouterr().err.strip()
+    assert "paused" in err and f"--resume {tmp_path / 'cut'}" in err and "\n" not in err
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    assert main(["dfq", "--resume", str(tmp_path / "cut"), *argv]) == 0
+    resumed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    timing = ("seconds", "run_dir")
+    assert {k: v for k, v in resumed.items() if k not in timing} == {k: v for k, v in full.items() if k not in timing}

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .errors import UserError
+from .errors import Paused, UserError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -19,10 +19,19 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run folder (default runs/<time>-<job>)")
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
+    p.add_argument("--stop-after", type=_seconds, metavar="SECONDS",
+                   help="stop at the first checkpoint after this much wall time (exit 3); continue with --resume")
 
 
 # DFQConfig fields that override the preset, one --option each (underscores become dashes)
@@ -62,7 +71,7 @@ def _cmd_dfq(a: argparse.Namespace) -> dict:
     keys = ("model", "weights", "data", "generator", "wbits", "abits", "fresh_images", "seed", "device",
             *(name for name, _ in DFQ_BUDGET_OPTIONS))
     cfg = resolve(DFQConfig, DFQ_PRESETS, preset, {k: getattr(a, k) for k in keys})
-    metrics = run_dfq(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet)
+    metrics = run_dfq(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     if not a.json:
         _print_table(f"W{cfg.wbits}A{cfg.abits} {cfg.model} ({cfg.generator} generator, {cfg.schedule})", [
             ("FP teacher", metrics["fp_top1"]), ("PTQ (generated calibration)", metrics["ptq_top1"]),
@@ -94,7 +103,7 @@ def _cmd_search_generator(a: argparse.Namespace) -> dict:
     preset = a.preset or ("demo" if a.model in (None, "demo_net") else "quick")
     keys = ("model", "weights", "order", "batch_size", "epochs", "steps_per_epoch", "channels", "seed", "device")
     cfg = resolve(GeneratorSearchConfig, GENERATOR_SEARCH_PRESETS, preset, {k: getattr(a, k) for k in keys})
-    m = run_generator_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet)
+    m = run_generator_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     if not a.json:
         print(f"generator search for {cfg.model} ({preset} preset, order {cfg.order}): {m['steps']} steps")
         print(f"  L_r {m['lr_first']:.4g} (epoch 1) -> {m['lr_last']:.4g} (epoch {m['epochs']}), BNS {m['bns_last']:.4g}")
@@ -230,7 +239,7 @@ def _cmd_nasb_search(a: argparse.Namespace) -> dict:
     keys = ("data", "order", "relaxation", "max_parameter_free", "channels", "layers", "subset", "epochs", "batch_size", "plot", "seed",
             "device")
     cfg = resolve(NASBSearchConfig, NASB_SEARCH_PRESETS, _nasb_preset(a), {k: getattr(a, k) for k in keys})
-    m = run_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet)
+    m = run_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     if not a.json:
         print(f"NASB search on {cfg.data} ({cfg.preset} preset, {cfg.relaxation}, order {cfg.order}): {m['steps']} steps")
         print(f"  parameter-free edges kept: {m['parameter_free']}; derived network OPs {m['cost']['ops']:.3g}")
@@ -247,7 +256,7 @@ def _cmd_nasb_train(a: argparse.Namespace) -> dict:
     keys = ("genotype", "model", "data", "eval_data", "stages", "teacher", "teacher_weights", "lr", "lr_schedule",
             "stage1_act", "channels", "layers", "epochs", "batch_size", "subset", "eval_subset", "seed", "device")
     cfg = resolve(NASBTrainConfig, NASB_TRAIN_PRESETS, _nasb_preset(a), {k: getattr(a, k) for k in keys})
-    m = run_train(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet)
+    m = run_train(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     if not a.json:
         names = {1: "stage 1 (real)", 2: "stage 2 (binary activations)", 3: "stage 3 (binary)"}
         _print_table(f"{m['student']}: top-1 at the last epoch of each stage", [
@@ -289,6 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"nascomp {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Paused as e:
+        print(f"nascomp {args.command}: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(f"nascomp {args.command}: interrupted; continue with --resume RUN_DIR", file=sys.stderr)
         return 130

@@ -77,6 +77,7 @@ def search_seconds(workdir: str | Path) -> float | None:
 
 
 def run_generator_search(cfg: GeneratorSearchConfig, out: str | None = None, force: bool = False,
-                         resume: str | None = None, quiet: bool = False) -> dict[str, Any]:
+                         resume: str | None = None, quiet: bool = False,
+                         stop_after: float | None = None) -> dict[str, Any]:
     """``nascomp search-generator``: load the model named by ``cfg`` and search its generator."""
-    return search_generator(cfg, load_teacher(cfg), out, force, resume, quiet)  # type: ignore[arg-type]
+    return search_generator(cfg, load_teacher(cfg), out, force, resume, quiet, stop_after)  # type: ignore[arg-type]

@@ -308,6 +308,6 @@ def check_config(cfg: DFQConfig) -> DFQConfig:
 
 
 def run_dfq(cfg: DFQConfig, out: str | None = None, force: bool = False, resume: str | None = None,
-            quiet: bool = False) -> dict:
+            quiet: bool = False, stop_after: float | None = None) -> dict:
     """Run data-free quantization with ``cfg``; returns the metrics (also in ``<run>/metrics.json``)."""
-    return DFQRun(cfg, out, force, resume, quiet).run()
+    return DFQRun(cfg, out, force, resume, quiet, stop_after).run()

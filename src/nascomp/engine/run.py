@@ -15,6 +15,8 @@ the rest, the same way for every pipeline:
 - evaluates a stage every ``eval_every`` units and at its last, logs each unit's row, times the parts a
   pipeline wraps in :meth:`Run.timed`, shows a progress bar per stage, and stops at the first non-finite
   value of a row (:class:`~nascomp.errors.NumericalError`) with the last good checkpoint kept;
+- with ``stop_after`` (``--stop-after SECONDS``), stops at the first checkpoint after that much wall time
+  (:class:`Paused`), so a long run can be continued with ``--resume`` in the next short GPU lease;
 - under torchrun (:mod:`.distributed`) seeds rank r > 0 from ``(seed, r)`` after ``build()``, writes only
   from rank 0, and refuses to resume with another number of processes.
 """
@@ -30,7 +32,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..config import to_dict
-from ..errors import RunDirError, UserError
+from ..errors import Paused, RunDirError, UserError
 from .device import resolve_device
 from .distributed import (
     Dist,
@@ -93,8 +95,9 @@ class Run:
     rank_parts: ClassVar[tuple[str, ...]] = ()  # differ between ranks (e.g. generated images): saved per rank
 
     def __init__(self, cfg: Any, out: str | None = None, force: bool = False, resume: str | None = None,
-                 quiet: bool = False) -> None:
+                 quiet: bool = False, stop_after: float | None = None) -> None:
         self.cfg = self.check(cfg)
+        self.stop_after, self._started = stop_after, time.monotonic()
         self.device = resolve_device(cfg.device)
         self.dist: Dist = init_distributed(self.device.type)
         if self.dist.active and self.device.type == "cuda":
@@ -186,9 +189,21 @@ class Run:
             pg.unit = unit + 1
             if not last and (unit + 1) % stage.checkpoint_every == 0:
                 self.checkpoint(stage.parts)
+                self._pause_if_due()
         stage.end()
         pg.stage, pg.unit = pg.stage + 1, 0
         self.checkpoint()
+        self._pause_if_due()
+
+    def _pause_if_due(self) -> None:
+        """After a checkpoint: stop the run (:class:`Paused`) once it has run ``stop_after`` seconds."""
+        if self.stop_after is None:
+            return
+        if broadcast_from_main(time.monotonic() - self._started >= self.stop_after):
+            self.rundir.close()
+            raise Paused(f"paused after {time.monotonic() - self._started:.0f} s (--stop-after {self.stop_after:g}) "
+                         f"at stage {self.progress.stage + 1}, {self.progress.unit} unit(s) done; continue with "
+                         f"--resume {self.rundir.path}")
 
     def run_unit(self, stage: Stage, unit: int) -> dict[str, Any]:
         """Unit ``unit`` of ``stage`` (the seam where a test interrupts a run)."""

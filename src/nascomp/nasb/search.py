@@ -201,6 +201,7 @@ def run_search(
     force: bool = False,
     resume: str | None = None,
     quiet: bool = False,
+    stop_after: float | None = None,
 ) -> dict:
     """Search with ``cfg``; returns the metrics (also in ``<run>/metrics.json``)."""
-    return NASBSearch(cfg, out, force, resume, quiet).run()
+    return NASBSearch(cfg, out, force, resume, quiet, stop_after).run()

@@ -184,6 +184,7 @@ def run_train(
     force: bool = False,
     resume: str | None = None,
     quiet: bool = False,
+    stop_after: float | None = None,
 ) -> dict:
     """Train with ``cfg``; returns the metrics (also in ``<run>/metrics.json``)."""
-    return NASBTrain(cfg, out, force, resume, quiet).run()
+    return NASBTrain(cfg, out, force, resume, quiet, stop_after).run()

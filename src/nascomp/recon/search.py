@@ -105,9 +105,10 @@ class GeneratorSearch(Run):
     parts = ("supernet", "searcher")
 
     def __init__(self, cfg: GeneratorSearchConfig, teacher: nn.Module, out: str | None = None,
-                 force: bool = False, resume: str | None = None, quiet: bool = False) -> None:
+                 force: bool = False, resume: str | None = None, quiet: bool = False,
+                 stop_after: float | None = None) -> None:
         self.teacher = teacher
-        super().__init__(cfg, out, force, resume, quiet)
+        super().__init__(cfg, out, force, resume, quiet, stop_after)
 
     def check(self, cfg: GeneratorSearchConfig) -> GeneratorSearchConfig:
         return check_search_config(cfg)
@@ -200,6 +201,6 @@ class GeneratorSearch(Run):
 
 
 def search_generator(cfg: GeneratorSearchConfig, teacher: nn.Module, out: str | None = None, force: bool = False,
-                     resume: str | None = None, quiet: bool = False) -> dict[str, Any]:
+                     resume: str | None = None, quiet: bool = False, stop_after: float | None = None) -> dict[str, Any]:
     """Search a generator for ``teacher``; returns the metrics (also in ``<run>/metrics.json``)."""
-    return GeneratorSearch(cfg, teacher, out, force, resume, quiet).run()
+    return GeneratorSearch(cfg, teacher, out, force, resume, quiet, stop_after).run()
