@@ -120,3 +120,17 @@ def test_imagenet_sample_has_1000_classes_and_the_standard_indices():
     counts = torch.bincount(imageset.labels, minlength=1000)
     assert int((counts == 0).sum()) == 275
     assert all(imageset.classes[int(y)] == f.parent.name for f, y in zip(imageset.files, imageset.labels, strict=True))
+
+
+def test_eval_command_takes_workers_and_interpolation(tmp_path, capsys):
+    from nascomp.cli import main
+
+    root = _write_folder(tmp_path / "set", {"a": 3, "b": 2})
+    weights = tmp_path / "resnet20.pt"
+    torch.save(create_model("cifar_resnet20").state_dict(), weights)
+    argv = ["eval", "--model", "cifar_resnet20", "--weights", str(weights), "--data", str(root), "--json"]
+    assert main([*argv, "--workers", "1", "--interpolation", "bicubic"]) == 0
+    out, err = capsys.readouterr()
+    assert '"n": 5' in out.splitlines()[-1] and "eval" in err  # the bar on stderr, JSON on stdout
+    assert main([*argv, "--workers", "0", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
