@@ -3,7 +3,6 @@ sample in ../shared (skipped where it is absent)."""
 
 import time
 
-import pytest
 import torch
 from torch import nn
 
@@ -69,14 +68,14 @@ def test_state_dict_keys_equal_the_shared_checkpoints():
     assert all(model.state_dict()[k].shape == v.shape for k, v in state.items())
 
 
-# 200 images of the sample in its sorted (class, file) order, every 6th one 0..1194 and the last 6;
-# top-1 correct counted independently with torchvision (ImageFolder, Resize(256, bicubic), CenterCrop(224),
-# ToTensor, Normalize(127/255, 128/255)) on torch 2.14.1 CPU; all 1,300: 1,082 correct (83.23 %).
-SUBSET = list(range(0, 1200, 6)) + list(range(1294, 1300))
-SUBSET_CORRECT = 171
+# every 13th image of the sample in its sorted (class, file) order (100 images; all 1,300 take minutes on 2 busy
+# cores); top-1 correct counted independently with torchvision (ImageFolder, Resize(256, bicubic),
+# CenterCrop(224), ToTensor, Normalize(127/255, 128/255)) on torch 2.14.1 CPU: 75 here, 1,082 of all 1,300
+# (83.23 %; nascomp's predictions equalled torchvision's on every one of the 1,300).
+SUBSET = list(range(0, 1300, 13))
+SUBSET_CORRECT = 75
 
 
-@pytest.mark.skipif(SUBSET_CORRECT is None, reason="subset count not measured yet")
 def test_top1_on_a_fixed_subset_of_the_imagenet_sample_matches_torchvision():
     from nascomp.data import ImageBatches, open_images
     from nascomp.engine import evaluate
