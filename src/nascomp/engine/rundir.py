@@ -91,6 +91,7 @@ class RunDir:
             k = diff[0]
             raise RunDirError(f"--resume {path}: that run used another config ({k}: {saved.get(k)!r} there, "
                               f"{config.get(k)!r} now); resume with the same options or start a new --out")
+        remove_orphans(path)
         run = cls(path)
         run._open_log()
         return run
@@ -173,14 +174,35 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 def atomic_write(path: Path, write: Any) -> None:
     """``write(file)`` into a temporary file beside ``path``, fsync, then ``os.replace``: a crash or a full
-    disk never leaves half a file under ``path``, and the temporary file is removed whatever happens."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    disk never leaves half a file under ``path`` (the previous version stays), and the temporary file is
+    removed whatever happens. An OS error (disk full, no permission) becomes one line naming the path."""
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
+        raise RunDirError(f"cannot write {path} ({e.strerror or e}; {free / 2**20:.0f} MiB free there); free some "
+                          "space or fix the permissions, then --resume (the last complete checkpoint is kept)") from None
+    except RuntimeError as e:  # torch.save reports a failed write of its zip file as a RuntimeError
+        if "write" not in str(e) and "unexpected pos" not in str(e):
+            raise
+        free = shutil.disk_usage(path.parent).free
+        raise RunDirError(f"cannot write {path} ({free / 2**20:.0f} MiB free there); free some space, then "
+                          "--resume (the last complete checkpoint is kept)") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_orphans(folder: Path) -> list[Path]:
+    """Remove temporary files of writes that a killed process left behind (``.<name>.<random>``)."""
+    names = {"checkpoint.pt", "metrics.json", "config.yaml", RUN_MARKER, "alpha_history.json"}
+    orphans = [p for p in folder.glob(".*.*") if p.is_file() and any(p.name.startswith(f".{n}.") for n in names)]
+    for p in orphans:
+        p.unlink()
+    return orphans

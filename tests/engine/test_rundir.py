@@ -1,0 +1,99 @@
+"""Run folders: nothing of the user's deleted, no code run from a checkpoint, faults stopped with one line."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+
+import pytest
+import torch
+
+from nascomp.cli import main
+from nascomp.engine import rundir
+from nascomp.engine.rundir import RUN_MARKER, RunDir
+
+TINY = ["--gen-steps", "4", "--calib-size", "64", "--epochs", "2", "--batch-size", "32", "--quiet", "--device", "cpu"]
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    return err
+
+
+class Payload:
+    """Unpickling this runs ``os.system``: what a hostile checkpoint.pt would do."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_carrying_a_pickle_payload_is_refused_without_running_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["dfq", "--out", str(out), *TINY]) == 0
+    marker = tmp_path / "pwned"
+    with open(out / "checkpoint.pt", "wb") as f:
+        pickle.dump({"progress": Payload(str(marker))}, f)
+    assert main(["dfq", "--resume", str(out), *TINY]) == 2
+    assert "checkpoint.pt" in _one_line(capsys) and not marker.exists()
+
+
+def test_force_never_deletes_a_folder_that_nascomp_did_not_make(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name, text in (("config.yaml", "lr: 1\n"), ("notes.txt", "keep me")):
+        (mine / name).write_text(text)
+    assert main(["dfq", "--out", str(mine), "--force", *TINY]) == 2
+    assert "not a nascomp run folder" in _one_line(capsys)
+    assert sorted(p.name for p in mine.iterdir()) == ["config.yaml", "notes.txt"]
+
+
+def test_a_nan_learning_rate_stops_the_run_at_that_step_and_keeps_the_last_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["dfq", "--out", str(out), "--student-lr", "nan", *TINY]) == 2
+    line = _one_line(capsys)
+    assert "fine-tune 1/2, step 2" in line and "nan" in line
+    ckpt = RunDir(out).load_checkpoint()
+    assert ckpt["progress"]["stage"] == 4 and ckpt["progress"]["unit"] == 0  # calibrated, before the fine-tune
+    assert not (out / "metrics.json").exists()
+
+
+def test_a_full_disk_gives_one_line_and_leaves_the_last_checkpoint_loadable(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    real_fsync, calls = os.fsync, []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) > 8:  # the marker, config, first checkpoints: then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(rundir.os, "fsync", fsync)
+    assert main(["dfq", "--out", str(out), *TINY]) == 2
+    line = _one_line(capsys)
+    assert "No space left on device" in line and "MiB free" in line and str(out) in line
+    assert RunDir(out).load_checkpoint()["progress"]["stage"] >= 1
+    assert [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != RUN_MARKER] == []
+
+
+def test_orphan_temporary_files_of_a_killed_write_are_removed_at_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["dfq", "--out", str(out), *TINY]) == 0
+    orphan = out / ".checkpoint.pt.abc123"
+    torch.save({"half": "written"}, orphan)
+    (out / "metrics.json").unlink()
+    assert main(["dfq", "--resume", str(out), *TINY]) == 0
+    assert not orphan.exists() and (out / "metrics.json").is_file()
+
+
+def test_metrics_json_is_strict_json(tmp_path):
+    import json
+
+    run = RunDir.create(tmp_path / "r", "test", {})
+    run.write_json("metrics.json", {"loss": float("nan"), "rows": [float("inf"), 1.5]})
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text(), parse_constant=pytest.fail) == {
+        "loss": None, "rows": [None, 1.5]}
