@@ -97,3 +97,14 @@ def test_metrics_json_is_strict_json(tmp_path):
     run.write_json("metrics.json", {"loss": float("nan"), "rows": [float("inf"), 1.5]})
     assert json.loads((tmp_path / "r" / "metrics.json").read_text(), parse_constant=pytest.fail) == {
         "loss": None, "rows": [None, 1.5]}
+
+
+def test_force_keeps_the_old_run_until_the_new_one_has_a_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["dfq", "--out", str(out), *TINY]) == 0
+    old = (out / "metrics.json").read_text()
+    assert main(["dfq", "--out", str(out), "--force", "--weights", str(tmp_path / "missing.pt"), *TINY]) == 2
+    capsys.readouterr()
+    assert (out / "metrics.json").read_text() == old  # the new run failed before its first step: old run back
+    assert main(["dfq", "--out", str(out), "--force", "--epochs", "1", *TINY[:4], *TINY[6:]]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # the replaced run is gone

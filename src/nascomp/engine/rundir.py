@@ -1,7 +1,9 @@
 """One folder per run: resolved ``config.yaml``, ``log.txt``, ``checkpoint.pt`` (atomic), ``metrics.json``.
 
 A run folder is recognised by the marker file nascomp writes into it (``.nascomp-run``), never by a file
-name a user may also have. A folder that already holds a run is never overwritten without ``force``;
+name a user may also have. A folder that already holds a run is never overwritten without ``force``, and
+``force`` moves the old run aside, removing it only once the new run has written its first checkpoint (a new
+run that fails before that gives the old one back);
 ``resume`` reopens one and refuses it when its config differs from the one asked for (other than the keys
 that may change on resume). Checkpoints hold tensors and plain data only and are loaded with
 ``torch.load(weights_only=True)``, so resuming a folder someone sent you cannot run their code.
@@ -39,6 +41,7 @@ class RunDir:
     def __init__(self, path: Path, writer: bool = True):
         self.path = path
         self.writer = writer
+        self.replaced: Path | None = None  # --force: the old run, moved aside until this one has a checkpoint
         self.log = logging.getLogger(f"nascomp.run.{path}")
 
     @classmethod
@@ -52,7 +55,10 @@ class RunDir:
                                   "--force to overwrite it, or another --out")
             if not (path / RUN_MARKER).is_file():
                 raise RunDirError(f"output {path} is not a nascomp run folder; --force only overwrites run folders")
-            shutil.rmtree(path)
+            replaced = path.with_name(f".{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(path, replaced)
+        else:
+            replaced = None
         try:
             path.mkdir(parents=True, exist_ok=True)
             probe = path / ".write-test"
@@ -61,16 +67,21 @@ class RunDir:
         except OSError as e:
             raise RunDirError(f"cannot write to output {path} ({e.strerror}); choose a writable --out") from None
         run = cls(path)
+        run.replaced = replaced
         run.write_json(RUN_MARKER, {"job": job})
         run.write_yaml("config.yaml", config)
         run._open_log()
         return run
 
     def discard(self) -> None:
-        """Remove a run folder this process has just created (a run that failed before its first step)."""
+        """Remove a run folder this process has just created (a run that failed before its first step); the
+        run it was to replace (``--force``) comes back."""
         self.close()
         if self.writer and (self.path / RUN_MARKER).is_file():
             shutil.rmtree(self.path, ignore_errors=True)
+            if self.replaced is not None:
+                os.replace(self.replaced, self.path)
+                self.replaced = None
 
     @classmethod
     def resume(cls, path: str | Path, config: dict) -> RunDir:
@@ -137,8 +148,12 @@ class RunDir:
         return self.path / "checkpoint.pt"
 
     def save_checkpoint(self, state: dict) -> None:
+        """Write the checkpoint; the first one of a ``--force`` run removes the run it replaces."""
         if self.writer:
             atomic_torch_save(state, self.checkpoint_path)
+            if self.replaced is not None:
+                shutil.rmtree(self.replaced, ignore_errors=True)
+                self.replaced = None
 
     def load_checkpoint(self) -> dict | None:
         """The checkpoint as saved (None when the run has none yet); only tensors and plain data are read."""
