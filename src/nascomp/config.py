@@ -46,7 +46,7 @@ class DFQConfig:
     act_observer: str = "mse"
     weight_observer: str = "mse"
     eval_every: int = 1
-    eval_batch_size: int = 500
+    eval_batch_size: int | None = None  # None: 500 for CIFAR-size inputs, fewer for larger ones (memory)
 
 
 DFQ_PRESETS: dict[str, dict[str, Any]] = {

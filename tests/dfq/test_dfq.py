@@ -124,3 +124,9 @@ def test_saved_student_is_the_epoch_with_the_lowest_held_out_generated_loss(tmp_
 def test_without_a_held_out_set_the_last_epoch_is_saved(tmp_path):
     metrics = run_dfq(_cfg(holdout_size=0), out=str(tmp_path / "n"), quiet=True)
     assert metrics["selected_epoch"] is None and metrics["dfq_top1"] == metrics["dfq_last_epoch_top1"]
+
+
+def test_the_evaluation_batch_shrinks_with_the_input_size():
+    from nascomp.dfq.sources import default_eval_batch
+
+    assert default_eval_batch((3, 32, 32)) == 500 and default_eval_batch((3, 224, 224)) == 41

@@ -32,7 +32,15 @@ def eval_batches(cfg: DFQConfig, teacher: nn.Module, rank: int = 0, world_size: 
     if int(imageset.labels.max()) >= mcfg.num_classes:
         raise ConfigError(f"data {cfg.data} has {len(imageset.classes)} classes but {cfg.model} predicts "
                           f"{mcfg.num_classes}; pass the evaluation set of the model's task")
-    return ImageBatches(imageset, mcfg, batch_size=cfg.eval_batch_size, rank=rank, world_size=world_size)
+    batch = cfg.eval_batch_size or default_eval_batch(mcfg.input_size)
+    return ImageBatches(imageset, mcfg, batch_size=batch, rank=rank, world_size=world_size)
+
+
+def default_eval_batch(input_size: tuple[int, int, int], pixels: int = 2**21) -> int:
+    """Images per evaluation batch: 500 at CIFAR's 32 x 32, fewer for larger inputs so that a batch of a
+    fake-quantized model's activations stays within a few GB (about 40 at 224 x 224)."""
+    _, h, w = input_size
+    return max(8, min(500, pixels // (h * w)))
 
 
 def build_generator(cfg: DFQConfig, teacher: nn.Module, workdir: Path | None = None,
