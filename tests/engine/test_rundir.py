@@ -108,3 +108,14 @@ def test_force_keeps_the_old_run_until_the_new_one_has_a_checkpoint(tmp_path, ca
     assert (out / "metrics.json").read_text() == old  # the new run failed before its first step: old run back
     assert main(["dfq", "--out", str(out), "--force", "--epochs", "1", *TINY[:4], *TINY[6:]]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # the replaced run is gone
+
+
+def test_run_files_follow_the_users_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        run = RunDir.create(tmp_path / "r", "test", {})
+        run.write_json("metrics.json", {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r" / "metrics.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "r" / "config.yaml").stat().st_mode & 0o777 == 0o644

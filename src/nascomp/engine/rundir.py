@@ -198,6 +198,7 @@ def atomic_write(path: Path, write: Any) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a run's files follow the user's umask
         os.replace(tmp, path)
     except OSError as e:
         free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
@@ -212,6 +213,12 @@ def atomic_write(path: Path, write: Any) -> None:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def remove_orphans(folder: Path) -> list[Path]:
