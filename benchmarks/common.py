@@ -28,7 +28,17 @@ def machine() -> str:
 
 
 def command() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    return "python " + " ".join(shlex.quote(shown(a)) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+
+
+def shown(text: str | Path) -> str:
+    """``text`` as a reader can use it: the shared folder written ``../shared``, paths inside the project
+    relative to its root (the absolute paths of the machine a run was made on mean nothing elsewhere)."""
+    text = str(text)
+    root = str(DOCS.parents[1])
+    for prefix, short in ((str(SHARED.resolve()), "../shared"), (str(SHARED), "../shared"), (root + "/", "")):
+        text = text.replace(prefix, short)
+    return text
 
 
 def mean_spread(values: list[float | None], spec: str = ".2f") -> str:

@@ -32,6 +32,7 @@ from common import (
     mean_spread,
     parse_overrides,
     run_config,
+    shown,
     write_section,
 )
 
@@ -96,9 +97,9 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
     lines = [
         f"Command: `{command()}`  ",
         f"Machine: {machine()}{', cuDNN TF32 off' if args.no_tf32 else ''}  ",
-        f"Sources (trained generators): {', '.join(f'`{s}`' for s in sources)}  ",
+        f"Sources (trained generators): {', '.join(f'`{shown(s)}`' for s in sources)}  ",
         f"Base budget (the first source's config): {dfq_budget(base)}; every variant skips the generator training  ",
-        f"Evaluated on: `{base.data}`",
+        f"Evaluated on: `{shown(base.data)}`",
         "",
         "| variant | generator | overrides | PTQ top-1 | top-1 after each evaluated KD epoch | last - PTQ | s / student step |",
         "|---|---|---|---|---|---|---|",

@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from common import DOCS, SHARED, add_section_args, machine, write_section
+from common import DOCS, SHARED, add_section_args, machine, shown, write_section
 
 from nascomp.config import NASB_SEARCH_PRESETS, NASB_TRAIN_PRESETS, NASBSearchConfig, NASBTrainConfig, resolve
 from nascomp.nasb import load_genotype, run_search, run_train, width_for_ops
@@ -141,7 +141,7 @@ def markdown(r: dict, command: str, machine_text: str, total_s: float) -> str:
         f"Measured {datetime.date.today().isoformat()} with `{command}` on {machine_text}; "
         f"total wall time {total_s / 60:.1f} min.",
         "",
-        f"Data: training images from `{s_cfg.data}`, test images from `{t_cfg.eval_data or 'demo'}` "
+        f"Data: training images from `{shown(s_cfg.data)}`, test images from `{shown(t_cfg.eval_data or 'demo')}` "
         f"({DATA_NOTE if s_cfg.data != 'demo' else 'the demo digits: a check of the script, not a result'}); "
         f"subsets drawn with seed {t_cfg.seed}. Budget: {budget(s_cfg, t_cfg)}.",
         "",
