@@ -116,3 +116,15 @@ def test_stop_after_pauses_at_a_checkpoint_and_resume_finishes_with_the_same_num
     resumed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     timing = ("seconds", "run_dir")
     assert {k: v for k, v in resumed.items() if k not in timing} == {k: v for k, v in full.items() if k not in timing}
+
+
+def test_precision_reaches_the_generator_and_a_bad_one_is_one_line(tmp_path, capsys):
+    assert "precision" in _error_line(capsys, ["dfq", "--out", str(tmp_path / "x"), "--precision", "fp8", *TINY])
+    assert not (tmp_path / "x").exists()
+    runs = {}
+    for name in ("fp32", "bf16+cl"):
+        assert main(["dfq", "--out", str(tmp_path / name), "--precision", name, "--json", *TINY]) == 0
+        runs[name] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "precision: bf16+cl" in (tmp_path / "bf16+cl" / "config.yaml").read_text()
+    calib_lr = {name: json.loads((tmp_path / name / "metrics.json").read_text())["calib_lr"] for name in runs}
+    assert runs["bf16+cl"]["dfq_top1"] > 50 and calib_lr["bf16+cl"] != calib_lr["fp32"]  # other arithmetic

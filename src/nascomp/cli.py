@@ -56,6 +56,9 @@ def _add_dfq(sub) -> None:
     p.add_argument("--preset", default=None, help="demo | quick (CPU minutes) | paper (GDFQ's budget)")
     for name, typ in DFQ_BUDGET_OPTIONS:
         p.add_argument(f"--{name.replace('_', '-')}", type=typ, help=argparse.SUPPRESS if name == "eval_every" else None)
+    p.add_argument("--precision", help="generator and teacher arithmetic: fp32 (default) | bf16 | auto (bf16 where "
+                   "the CPU or GPU multiplies it natively); add +cl for channels-last, e.g. auto+cl. The student "
+                   "stays fp32")
     p.add_argument("--fresh-images", action=argparse.BooleanOptionalAction, default=None,
                    help="calibset: each KD epoch on newly generated images instead of the calibration set")
     _run_args(p)
@@ -68,7 +71,7 @@ def _cmd_dfq(a: argparse.Namespace) -> dict:
     from .dfq import run_dfq
 
     preset = a.preset or ("demo" if a.model in (None, "demo_net") else "quick")
-    keys = ("model", "weights", "data", "generator", "wbits", "abits", "fresh_images", "seed", "device",
+    keys = ("model", "weights", "data", "generator", "wbits", "abits", "fresh_images", "precision", "seed", "device",
             *(name for name, _ in DFQ_BUDGET_OPTIONS))
     cfg = resolve(DFQConfig, DFQ_PRESETS, preset, {k: getattr(a, k) for k in keys})
     metrics = run_dfq(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)

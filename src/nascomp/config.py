@@ -47,6 +47,7 @@ class DFQConfig:
     weight_observer: str = "mse"
     eval_every: int = 1
     eval_batch_size: int | None = None  # None: 500 for CIFAR-size inputs, fewer for larger ones (memory)
+    precision: str = "fp32"  # generator and teacher: fp32 | bf16 | auto (bf16 where native), "+cl": channels-last
 
 
 DFQ_PRESETS: dict[str, dict[str, Any]] = {

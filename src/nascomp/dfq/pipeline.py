@@ -25,10 +25,12 @@ from torch import nn
 from ..config import DFQConfig
 from ..engine import Run, Stage, evaluate, lr_factor, optimizer_step, run_epoch, set_lr
 from ..engine.distributed import replicate
+from ..engine.precision import parse as parse_precision
 from ..errors import ConfigError
 from ..export.student import save_student
 from ..quant import check_bits, freeze_ranges, quantize_model, set_observing
 from ..recon import BNStatistics, freeze_teacher, generator_step
+from ..recon.objective import BNS_WEIGHT
 from .generator_choice import check_generator, search_seconds
 from .kd import kd_loss
 from .sources import build_generator, eval_batches, load_teacher
@@ -61,6 +63,7 @@ class DFQRun(Run):
 
     def build(self) -> None:
         cfg = self.cfg
+        self.precision = parse_precision(cfg.precision, self.device)
         self.teacher = freeze_teacher(load_teacher(cfg)).to(self.device)
         self.eval_data = eval_batches(cfg, self.teacher, self.dist.rank, self.dist.world_size)
         # the student is copied from the teacher before the BNS hooks exist: a copy would carry them along
@@ -96,7 +99,12 @@ class DFQRun(Run):
     # --- steps shared by both schedules -------------------------------------------------------------------
     def _generator_step(self):
         return self.timed("generator_step", generator_step, self.generator_replica, self.teacher, self.bns,
-                          self.cfg.batch_size, self.gen_opt, self.device)
+                          self.cfg.batch_size, self.gen_opt, self.device, BNS_WEIGHT, self.precision)
+
+    def _draw(self):
+        """A batch of the generator as it stands (no update), with the teacher's logits."""
+        return generator_step(self.generator, self.teacher, self.bns, self.cfg.batch_size, None, self.device,
+                              BNS_WEIGHT, self.precision)
 
     def _student_step(self, images: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor) -> float:
         return self.timed("student_step", self._kd_step, images, labels, teacher_logits)
@@ -145,7 +153,7 @@ class DFQRun(Run):
         images, labels, logits, bns, lr = [], [], [], [], []
         n, held = self.cfg.calib_size, self.cfg.holdout_size
         for _ in range(-(-(n + held) // self.cfg.batch_size)):
-            batch = generator_step(self.generator, self.teacher, self.bns, self.cfg.batch_size, None, self.device)
+            batch = self._draw()
             images.append(batch.images), labels.append(batch.labels), logits.append(batch.teacher_logits)
             bns.append(batch.bns), lr.append(batch.loss)
         images, labels, logits = torch.cat(images), torch.cat(labels), torch.cat(logits)
@@ -199,7 +207,7 @@ class DFQRun(Run):
         """``calib_size`` newly generated images in batches, with the teacher's logits (the generator is not
         trained further): each KD epoch sees new images, as GDFQ's loop does, at the cost of a forward pass."""
         for _ in range(-(-self.cfg.calib_size // self.cfg.batch_size)):
-            batch = generator_step(self.generator, self.teacher, self.bns, self.cfg.batch_size, None, self.device)
+            batch = self._draw()
             yield batch.images, batch.labels, batch.teacher_logits
 
     def _calib_batches(self, shuffle: bool):
@@ -291,6 +299,7 @@ def student_optimizer(student: nn.Module, cfg: DFQConfig) -> torch.optim.Optimiz
 def check_config(cfg: DFQConfig) -> DFQConfig:
     """Reject settings that cannot run, with the fix in the message."""
     check_bits(cfg.wbits, "wbits"), check_bits(cfg.abits, "abits")
+    parse_precision(cfg.precision)
     if cfg.schedule not in ("gdfq", "calibset"):
         raise ConfigError(f"unknown schedule {cfg.schedule!r}; choose gdfq or calibset")
     if cfg.schedule == "gdfq" and not (1 <= cfg.warmup_epochs <= cfg.epochs and cfg.iters_per_epoch > 0):
