@@ -128,3 +128,23 @@ def test_precision_reaches_the_generator_and_a_bad_one_is_one_line(tmp_path, cap
     assert "precision: bf16+cl" in (tmp_path / "bf16+cl" / "config.yaml").read_text()
     calib_lr = {name: json.loads((tmp_path / name / "metrics.json").read_text())["calib_lr"] for name in runs}
     assert runs["bf16+cl"]["dfq_top1"] > 50 and calib_lr["bf16+cl"] != calib_lr["fp32"]  # other arithmetic
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["dfq", "--epochs", "-1"], "--epochs -1"), (["dfq", "--gen-steps", "-1"], "--gen-steps -1"),
+    (["dfq", "--holdout-size", "-5"], "--holdout-size -5"), (["dfq", "--temperature", "-1"], "--temperature"),
+    (["dfq", "--calib-size", "100000000"], "--calib-size"), (["dfq", "--student-lr", "inf"], "--student-lr"),
+    (["nasb", "search", "--max-parameter-free", "-1"], "--max-parameter-free -1"),
+    (["nasb", "train", "--subset", "-1"], "--subset -1"),
+])
+def test_out_of_range_numbers_are_refused_at_parse_time_without_a_run_folder(tmp_path, capsys, argv, needle):
+    assert needle in _error_line(capsys, [*argv, "--out", str(tmp_path / "r")])
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv", [["dfq", "--wbits", "x"], ["eval", "--weights", "w", "--data", "demo", "--batch-size", "0"]])
+def test_a_malformed_option_is_one_line_not_the_usage(capsys, argv):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "\n" not in err and "usage" not in err and "--help" in err

@@ -129,7 +129,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--model", help="model name; omit when --weights is a dfq run folder")
     p.add_argument("--weights", required=True, help="checkpoint file, or a dfq run folder (quantized student)")
     p.add_argument("--data", required=True, help="labelled data: demo, ImageFolder dir, .tar(.gz), cifar10")
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--batch-size", type=_positive_int, default=500, help="images per evaluation batch (default 500)")
     p.add_argument("--workers", type=int, help="processes decoding image files (default: every core; 0 = none)")
     p.add_argument("--interpolation", choices=("bicubic", "bilinear"), help="resize of image files (default: the model's)")
     _common(p)
@@ -278,8 +278,22 @@ def _print_table(title: str, rows: list[tuple[str, float | None]], footer: str) 
     print(footer)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (not the whole usage), exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nascomp", description="Compress pretrained CNNs with neural architecture search: data-free "
         "quantization (GDFQ / AutoReCon generators) and binary networks (NASB). Errors exit with status 2.")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -6,6 +6,7 @@ is written into the run folder, and ``--resume`` refuses a run folder whose conf
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -69,7 +70,32 @@ def resolve(cls: type, presets: dict[str, dict[str, Any]], preset: str, override
     if unknown:
         raise ConfigError(f"unknown option(s) {', '.join(sorted(unknown))} for {cls.__name__}")
     values = {**presets[preset], **{k: v for k, v in overrides.items() if v is not None}, "preset": preset}
-    return replace(cls(), **values)
+    return check_ranges(replace(cls(), **values))
+
+
+# Allowed ranges of numeric options, by field name (a name means the same in every config): (low, high), inclusive.
+RANGES: dict[str, tuple[float, float]] = {
+    "batch_size": (2, 1 << 16), "gen_steps": (0, 10**8), "calib_size": (1, 10**6), "holdout_size": (0, 10**6),
+    "epochs": (0, 10**6), "iters_per_epoch": (0, 10**8), "warmup_epochs": (0, 10**6), "steps_per_epoch": (1, 10**8),
+    "student_lr": (0, 10), "gen_lr": (0, 10), "lr": (0, 10), "w_lr": (0, 10), "a_lr": (0, 10), "arch_lr": (0, 10),
+    "temperature": (1e-3, 1e3), "kd_weight": (0, 1e6), "ce_weight": (0, 1e6), "weight_decay": (0, 1),
+    "a_weight_decay": (0, 1), "arch_weight_decay": (0, 1), "grad_clip": (0, 1e9), "eval_every": (0, 10**6),
+    "eval_batch_size": (1, 1 << 16), "subset": (0, 10**9), "eval_subset": (0, 10**9), "channels": (1, 4096),
+    "layers": (1, 1000), "max_parameter_free": (0, 1000), "tau_max": (1e-6, 1e6), "tau_min": (1e-6, 1e6),
+    "seed": (0, 2**63 - 1), "stages": (1, 3), "order": (1, 2), "wbits": (1, 32), "abits": (1, 32),
+}
+
+
+def check_ranges(config: Any) -> Any:
+    """Refuse a numeric option outside its range (or NaN/inf) with one line naming the option and the range."""
+    for f in fields(config):
+        value, bounds = getattr(config, f.name), RANGES.get(f.name)
+        if bounds is None or value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        low, high = bounds
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ConfigError(f"--{f.name.replace('_', '-')} {value}: must be a number from {low:g} to {high:g}")
+    return config
 
 
 def to_dict(config: Any) -> dict[str, Any]:

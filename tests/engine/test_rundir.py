@@ -52,9 +52,25 @@ def test_force_never_deletes_a_folder_that_nascomp_did_not_make(tmp_path, capsys
     assert sorted(p.name for p in mine.iterdir()) == ["config.yaml", "notes.txt"]
 
 
-def test_a_nan_learning_rate_stops_the_run_at_that_step_and_keeps_the_last_checkpoint(tmp_path, capsys):
+def test_a_nan_learning_rate_is_refused_up_front(tmp_path, capsys):
+    assert main(["dfq", "--out", str(tmp_path / "run"), "--student-lr", "nan", *TINY]) == 2
+    assert "--student-lr nan" in _one_line(capsys) and not (tmp_path / "run").exists()
+
+
+def test_a_diverging_loss_stops_the_run_at_that_step_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    from nascomp.dfq import pipeline
+
+    calls = []
+
+    def diverging(*args, **kw):  # what a too-large lr does to the KD loss after one step
+        calls.append(1)
+        loss = pipeline_kd_loss(*args, **kw)
+        return loss * float("nan") if len(calls) > 1 else loss
+
+    pipeline_kd_loss = pipeline.kd_loss
+    monkeypatch.setattr(pipeline, "kd_loss", diverging)
     out = tmp_path / "run"
-    assert main(["dfq", "--out", str(out), "--student-lr", "nan", *TINY]) == 2
+    assert main(["dfq", "--out", str(out), "--holdout-size", "0", *TINY]) == 2
     line = _one_line(capsys)
     assert "fine-tune 1/2, step 2" in line and "nan" in line
     ckpt = RunDir(out).load_checkpoint()

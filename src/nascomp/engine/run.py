@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..config import to_dict
+from ..config import check_ranges, to_dict
 from ..errors import Paused, RunDirError, UserError
 from .device import resolve_device
 from .distributed import (
@@ -96,7 +96,7 @@ class Run:
 
     def __init__(self, cfg: Any, out: str | None = None, force: bool = False, resume: str | None = None,
                  quiet: bool = False, stop_after: float | None = None) -> None:
-        self.cfg = self.check(cfg)
+        self.cfg = self.check(check_ranges(cfg))
         self.stop_after, self._started = stop_after, time.monotonic()
         self.device = resolve_device(cfg.device)
         self.dist: Dist = init_distributed(self.device.type)

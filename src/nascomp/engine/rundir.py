@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,9 @@ class RunDir:
         if not self.checkpoint_path.is_file():
             return None
         try:
-            ckpt = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about foreign pickle protocols: the error line says it
+                warnings.simplefilter("ignore")
+                ckpt = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         except Exception as e:  # pickle.UnpicklingError for foreign objects, RuntimeError/EOFError when damaged
             raise CheckpointError(f"--resume {self.path}: checkpoint.pt is damaged or holds more than tensors and "
                                   f"plain data ({type(e).__name__}); it was not loaded; start a new --out") from None
