@@ -71,7 +71,7 @@ def test_gdas_sampling_and_second_order_search_run(tmp_path, kw):
 @pytest.mark.parametrize("kw,message", [
     (dict(order=3), "--order 3"),
     (dict(relaxation="hard"), "unknown relaxation"),
-    (dict(tau_min=0.0), "tau_min"),
+    (dict(tau_min=0.0), "tau-min"),
     (dict(subset=2), "at least 4"),
 ])
 def test_bad_search_settings_are_config_errors(tmp_path, kw, message):

@@ -77,7 +77,7 @@ def test_second_order_search_runs(demo_teacher, tmp_path):
     assert metrics["order"] == 2
 
 
-@pytest.mark.parametrize("kw,message", [({"order": 3}, "--order 3"), ({"batch_size": 1}, "batch_size=1"),
+@pytest.mark.parametrize("kw,message", [({"order": 3}, "--order 3"), ({"batch_size": 1}, "batch-size 1"),
                                         ({"epochs": 0}, "epochs >= 1")])
 def test_impossible_settings_are_config_errors(demo_teacher, tmp_path, kw, message):
     with pytest.raises(ConfigError, match=message):
