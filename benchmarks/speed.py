@@ -310,6 +310,7 @@ def matmul_peak(dtype: torch.dtype, n: int, reps: int = 8) -> float:
 class Result:
     variant: Variant
     parts: dict[str, list[float]] = field(default_factory=dict)
+    cpu: list[float] = field(default_factory=list)  # process CPU seconds per step (all threads)
     flops: float = 0.0
 
     @property
@@ -331,8 +332,10 @@ def measure(kind: str, teacher: torch.nn.Module, shapes: Shapes, steps: int) -> 
     for r in range(steps):
         for i in range(len(runners)):
             j = (i + r) % len(runners)
+            c0 = time.process_time()
             for part, seconds in runners[j]().items():
                 results[j].parts.setdefault(part, []).append(seconds)
+            results[j].cpu.append(time.process_time() - c0)
     return results
 
 
@@ -365,13 +368,14 @@ def precision_check(teacher: torch.nn.Module) -> str:
 def table(kind: str, results: list[Result], peak32: float, peak16: float) -> str:
     base = results[0].median()
     parts = list(results[0].parts) if len(results[0].parts) > 1 else []
-    head = (["variant", "s / step"] + [f"s {p}" for p in parts]
+    head = (["variant", "s / step"] + [f"s {p}" for p in parts] + ["CPU-s / step"]
             + ["speed-up", "GFLOP / step", "GFLOP/s", "% fp32 peak", "% bf16 peak"])
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for res in results:
         sec = res.median()
         rate = res.flops / sec / 1e9
         cells = ([res.variant.name, f"{sec:.3f}"] + [f"{res.median(p):.3f}" for p in parts]
+                 + [f"{statistics.median(res.cpu):.3f}"]
                  + [f"{base / sec:.2f}x", f"{res.flops / 1e9:.1f}", f"{rate:.0f}", f"{100 * rate / peak32:.0f} %",
                     f"{100 * rate / peak16:.0f} %"])
         rows.append("| " + " | ".join(cells) + " |")
@@ -419,7 +423,8 @@ def main(argv: list[str] | None = None) -> str:
         f"the higher of each pair ({peak32:.0f} and {peak16:.0f}).",
         "",
         "The CPU is shared with other jobs, so the variants ran side by side in one process: one step of each "
-        "in turn, the order rotated every round, the median over the rounds reported. Baseline = main before "
+        "in turn, the order rotated every round, the median over the rounds reported (wall seconds; CPU-s = "
+        "the process's CPU seconds over all its threads, less sensitive to other jobs). Baseline = main before "
         "this work: nearest x2 by `F.interpolate`, fp32, NCHW. bf16 = autocast of the generator and the teacher "
         "(NASB: of the whole step); the student's KD step stays fp32 except in the last, unused row. FLOPs by "
         "`torch.utils.flop_counter.FlopCounterMode` (convolutions and matmuls, forward + backward).",
