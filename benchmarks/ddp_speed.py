@@ -59,7 +59,9 @@ def main() -> None:
     table += [f"| {n} | {t} | {s:.3f} | {ips:.1f} | {ips / base:.2f}x |" for n, t, s, ips in rows]
     body = (f"`{command()}`\n\nMachine: {machine()}. Device {a.device}; {a.steps} generator steps per run at batch "
             f"{a.batch_size} per process (W4A4 student built but not stepped), the run's own timing of the step "
-            "(generator and teacher forward with BNS, backward, DDP all-reduce, Adam).\n\n" + "\n".join(table))
+            "(generator and teacher forward with BNS, backward, DDP all-reduce, Adam). On a CPU the processes share "
+            "the machine's cores (threads each = threads / processes), so little or no gain is expected there; on a "
+            "GPU machine each process has a GPU of its own.\n\n" + "\n".join(table))
     print(body)
     if a.write:
         write_section(a.title, body)
