@@ -148,3 +148,41 @@ def test_a_malformed_option_is_one_line_not_the_usage(capsys, argv):
         main(argv)
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and "\n" not in err and "usage" not in err and "--help" in err
+
+
+def _nascomp(*args: str, cwd) -> subprocess.CompletedProcess:
+    """The command as a user runs it, output to pipes (not a terminal); bytes, so carriage returns stay."""
+    return subprocess.run([sys.executable, "-m", "nascomp", *args], cwd=cwd, capture_output=True, timeout=300)
+
+
+def test_in_a_log_file_there_are_no_progress_frames_and_stdout_is_one_json_object(tmp_path, demo_teacher):
+    done = _nascomp("dfq", "--out", "r", "--json", *TINY[:-1], cwd=tmp_path)
+    assert done.returncode == 0 and b"\r" not in done.stderr and b"PTQ W4A4" in done.stderr  # logs on stderr
+    assert json.loads(done.stdout)["run_dir"] == "r"  # stdout holds the result only
+    forced = _nascomp("dfq", "--out", "r2", "--progress", "on", *TINY[:-1], cwd=tmp_path)
+    assert forced.returncode == 0 and b"\r" in forced.stderr and b"\r" not in forced.stdout
+
+
+def test_a_model_other_than_the_demo_needs_data_and_no_run_folder_is_left(tmp_path, capsys, monkeypatch):
+    from nascomp.models import create_model
+
+    monkeypatch.chdir(tmp_path)
+    torch.save(create_model("cifar_resnet20").state_dict(), tmp_path / "w.th")
+    line = _error_line(capsys, ["dfq", "--model", "cifar_resnet20", "--weights", "w.th", "--out", "r"])
+    assert "needs --data" in line and not (tmp_path / "r").exists()
+
+
+def test_a_model_without_batchnorm_is_refused_up_front(tmp_path, capsys):
+    import torchvision
+
+    weights = tmp_path / "squeezenet.pt"
+    torch.save(torchvision.models.squeezenet1_0().state_dict(), weights)
+    argv = ["dfq", "--model", "torchvision:squeezenet1_0", "--weights", str(weights), "--data", str(tmp_path / "none"),
+            "--out", str(tmp_path / "r")]
+    assert "no BatchNorm" in _error_line(capsys, argv) and not (tmp_path / "r").exists()
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("nascomp ")

@@ -16,7 +16,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed -> same numbers on CPU)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default auto)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars and no log lines on the terminal")
+    p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
+                   help="progress bars: auto (only when stderr is a terminal; default), on, off")
 
 
 def _seconds(text: str) -> float:
@@ -285,6 +287,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nascomp")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -296,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="nascomp", description="Compress pretrained CNNs with neural architecture search: data-free "
         "quantization (GDFQ / AutoReCon generators) and binary networks (NASB). Errors exit with status 2.")
+    parser.add_argument("--version", action="version", version=f"nascomp {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_dfq, _add_search_generator, _add_eval, _add_list, _add_cost, _add_nasb):
         add(sub)
@@ -306,6 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand. Under torchrun every process runs it and only rank 0 prints results."""
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], dict] = args.func
+    if hasattr(args, "progress"):
+        from .engine.progress import set_progress_mode
+
+        set_progress_mode(args.progress)
     main_rank = os.environ.get("RANK", "0") == "0"
     try:
         with contextlib.redirect_stdout(sys.stdout if main_rank else open(os.devnull, "w")):  # noqa: SIM115

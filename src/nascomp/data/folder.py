@@ -15,6 +15,7 @@ decoding on all cores rather than by one Python loop.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,12 +94,15 @@ def file_batches(files: Sequence[Path], batches: Sequence[Sequence[int]], transf
     bar on stderr unless ``quiet``."""
     from tqdm.auto import tqdm
 
+    from ..engine.progress import bars_shown
+
     workers = available_cores() if workers is None else workers
     if workers < 0:
         raise ConfigError(f"workers must be >= 0, got {workers}")
     loader = DataLoader(FileImages(files, transform), batch_sampler=[list(b) for b in batches],
                         num_workers=workers)
-    bar = tqdm(loader, desc=desc, total=len(batches), unit="batch", disable=quiet, leave=False, dynamic_ncols=True)
+    bar = tqdm(loader, desc=desc, total=len(batches), unit="batch", disable=not bars_shown(quiet), leave=False,
+               dynamic_ncols=True, file=sys.stderr)
     try:
         for x in bar:
             yield x.float().div_(255.0)

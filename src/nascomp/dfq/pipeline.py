@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from ..export.student import save_student
 from ..quant import check_bits, freeze_ranges, quantize_model, set_observing
 from ..recon import BNStatistics, freeze_teacher, generator_step
+from ..recon.bns import batchnorm_layers
 from ..recon.objective import BNS_WEIGHT
 from .generator_choice import check_generator, search_seconds
 from .kd import kd_loss
@@ -65,6 +66,7 @@ class DFQRun(Run):
         cfg = self.cfg
         self.precision = parse_precision(cfg.precision, self.device)
         self.teacher = freeze_teacher(load_teacher(cfg)).to(self.device)
+        batchnorm_layers(self.teacher)  # refused before any data is read
         self.eval_data = eval_batches(cfg, self.teacher, self.dist.rank, self.dist.world_size)
         # the student is copied from the teacher before the BNS hooks exist: a copy would carry them along
         self.student = quantize_model(self.teacher, cfg.wbits, cfg.abits, cfg.weight_observer, cfg.act_observer)

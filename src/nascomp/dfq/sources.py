@@ -28,6 +28,9 @@ def load_teacher(cfg: DFQConfig) -> nn.Module:
 def eval_batches(cfg: DFQConfig, teacher: nn.Module, rank: int = 0, world_size: int = 1) -> ImageBatches:
     """The labelled evaluation set, normalised with the teacher's constants (this rank's share of it)."""
     mcfg = teacher.default_cfg
+    if cfg.data == "demo" and cfg.model != "demo_net":
+        raise ConfigError(f"--model {cfg.model} needs --data: the labelled evaluation images of its task (the "
+                          "built-in demo digits are only for demo_net), e.g. --data ../shared/data/cifar10-jpeg/test.tar.gz")
     imageset = open_images(cfg.data, split="test", channels=mcfg.input_size[0])
     if int(imageset.labels.max()) >= mcfg.num_classes:
         raise ConfigError(f"data {cfg.data} has {len(imageset.classes)} classes but {cfg.model} predicts "

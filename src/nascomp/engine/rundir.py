@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -128,7 +129,7 @@ class RunDir:
             return
         self.log.info(message)
         if echo:
-            tqdm.write(message)
+            tqdm.write(message, file=sys.stderr)
 
     def close(self) -> None:
         for h in list(self.log.handlers):

@@ -17,14 +17,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
+
+
+def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
+    """The BatchNorm layers of ``model``; a ConfigError when it has none (nothing to match)."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        raise ConfigError(f"{getattr(model, 'model_name', type(model).__name__)} has no BatchNorm layers, so it "
+                          "stores no statistics for a generator to match; data-free quantization needs a model "
+                          "with BatchNorm (e.g. a ResNet, MobileNet or EfficientNet)")
+    return layers
+
 
 class BNStatistics:
     """Forward hooks on every BatchNorm of ``model``; inside :meth:`capture` each forward adds its BNS terms."""
 
     def __init__(self, model: nn.Module):
-        self.layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if not self.layers:
-            raise ValueError("the model has no BatchNorm layers, so it stores no statistics to match")
+        self.layers = batchnorm_layers(model)
         self._handles = [bn.register_forward_hook(self._hook) for bn in self.layers]
         self._terms: list[torch.Tensor] = []
         self._active = False
