@@ -89,7 +89,10 @@ def test_shuffled_file_batches_keep_each_image_with_its_label(tmp_path):
         assert torch.equal(x.mean((1, 2, 3)), 1.0 - y.float())
 
 
-def test_progress_bar_on_stderr_unless_quiet(tmp_path, capsys):
+def test_progress_bar_on_stderr_unless_quiet(tmp_path, capsys, monkeypatch):
+    from nascomp.engine import progress
+
+    monkeypatch.setattr(progress, "_mode", ["on"])  # pytest's stderr is no terminal: --progress on
     imageset = image_folder(_write_folder(tmp_path / "set", {"a": 2}))
     list(ImageBatches(imageset, SMALL, workers=0, quiet=True))
     assert capsys.readouterr().err == ""
@@ -129,7 +132,7 @@ def test_eval_command_takes_workers_and_interpolation(tmp_path, capsys):
     weights = tmp_path / "resnet20.pt"
     torch.save(create_model("cifar_resnet20").state_dict(), weights)
     argv = ["eval", "--model", "cifar_resnet20", "--weights", str(weights), "--data", str(root), "--json"]
-    assert main([*argv, "--workers", "1", "--interpolation", "bicubic"]) == 0
+    assert main([*argv, "--workers", "1", "--interpolation", "bicubic", "--progress", "on"]) == 0
     out, err = capsys.readouterr()
     assert '"n": 5' in out.splitlines()[-1] and "eval" in err  # the bar on stderr, JSON on stdout
     assert main([*argv, "--workers", "0", "--quiet"]) == 0
