@@ -89,15 +89,18 @@ def test_shuffled_file_batches_keep_each_image_with_its_label(tmp_path):
         assert torch.equal(x.mean((1, 2, 3)), 1.0 - y.float())
 
 
-def test_progress_bar_on_stderr_unless_quiet(tmp_path, capsys, monkeypatch):
-    from nascomp.engine import progress
+def test_progress_bar_on_stderr_unless_quiet(tmp_path, capsys):
+    from nascomp.engine.progress import set_progress_mode
 
-    monkeypatch.setattr(progress, "_mode", ["on"])  # pytest's stderr is no terminal: --progress on
     imageset = image_folder(_write_folder(tmp_path / "set", {"a": 2}))
-    list(ImageBatches(imageset, SMALL, workers=0, quiet=True))
-    assert capsys.readouterr().err == ""
-    list(ImageBatches(imageset, SMALL, workers=0, quiet=False))
-    assert "eval" in capsys.readouterr().err
+    set_progress_mode("on")  # pytest's stderr is no terminal: as --progress on
+    try:
+        list(ImageBatches(imageset, SMALL, workers=0, quiet=True))
+        assert capsys.readouterr().err == ""
+        list(ImageBatches(imageset, SMALL, workers=0, quiet=False))
+        assert "eval" in capsys.readouterr().err
+    finally:
+        set_progress_mode("auto")
 
 
 def test_a_broken_image_is_one_line_data_error_from_a_worker(tmp_path):
