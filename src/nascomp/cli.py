@@ -41,7 +41,8 @@ DFQ_BUDGET_OPTIONS = (
     ("schedule", str), ("batch_size", int), ("gen_steps", int), ("calib_size", int), ("holdout_size", int),
     ("epochs", int), ("iters_per_epoch", int), ("warmup_epochs", int), ("student_lr", float),
     ("student_optimizer", str), ("temperature", float), ("ce_weight", float), ("lr_schedule", str),
-    ("act_observer", str), ("weight_observer", str), ("eval_every", int),
+    ("act_observer", str), ("weight_observer", str), ("eval_every", int), ("method", str), ("recon_iters", int),
+    ("recon_batch", int), ("recon_round_lr", float), ("recon_step_lr", float), ("recon_drop", float),
 )
 
 
@@ -80,11 +81,12 @@ def _cmd_dfq(a: argparse.Namespace) -> dict:
     if not a.json:
         _print_table(f"W{cfg.wbits}A{cfg.abits} {cfg.model} ({cfg.generator} generator, {cfg.schedule})", [
             ("FP teacher", metrics["fp_top1"]), ("PTQ (generated calibration)", metrics["ptq_top1"]),
+            *([("block reconstruction", metrics["recon_top1"])] if metrics["recon_top1"] is not None else []),
             (_delivered_label(metrics), metrics["dfq_top1"]), ("DFQ last epoch", metrics["dfq_last_epoch_top1"]),
             (f"DFQ best epoch ({metrics['dfq_best_epoch']}, chosen on eval data)", metrics["dfq_best_top1"]),
         ], f"{metrics['seconds']:.1f} s; run folder {metrics['run_dir']}")
-    keep = ("fp_top1", "ptq_top1", "dfq_top1", "dfq_best_top1", "wbits", "abits", "seconds", "search_seconds",
-            "run_dir")
+    keep = ("fp_top1", "ptq_top1", "recon_top1", "dfq_top1", "dfq_best_top1", "wbits", "abits", "method", "seconds",
+            "search_seconds", "run_dir")
     return {k: metrics[k] for k in keep}
 
 

@@ -49,6 +49,12 @@ class DFQConfig:
     eval_every: int = 1
     eval_batch_size: int | None = None  # None: 500 for CIFAR-size inputs, fewer for larger ones (memory)
     precision: str = "fp32"  # generator and teacher: fp32 | bf16 | auto (bf16 where native), "+cl": channels-last
+    method: str = "kd"  # after calibration: kd (GDFQ's fine-tune) | recon (BRECQ block reconstruction) | recon+kd
+    recon_iters: int = 1000  # optimizer steps per reconstructed unit
+    recon_batch: int = 32
+    recon_round_lr: float = 1e-3  # AdaRound's rounding variables
+    recon_step_lr: float = 4e-4  # LSQ activation steps
+    recon_drop: float = 0.5  # QDrop: probability that an activation element stays full precision (0: BRECQ)
 
 
 DFQ_PRESETS: dict[str, dict[str, Any]] = {
@@ -82,7 +88,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "a_weight_decay": (0, 1), "arch_weight_decay": (0, 1), "grad_clip": (0, 1e9), "eval_every": (0, 10**6),
     "eval_batch_size": (1, 1 << 16), "subset": (0, 10**9), "eval_subset": (0, 10**9), "channels": (1, 4096),
     "layers": (1, 1000), "max_parameter_free": (0, 1000), "tau_max": (1e-6, 1e6), "tau_min": (1e-6, 1e6),
-    "seed": (0, 2**63 - 1), "stages": (1, 3), "order": (1, 2), "wbits": (1, 32), "abits": (1, 32),
+    "seed": (0, 2**63 - 1), "recon_iters": (0, 10**7), "recon_batch": (1, 1 << 16), "recon_round_lr": (0, 10),
+    "recon_step_lr": (0, 10), "recon_drop": (0, 1), "stages": (1, 3), "order": (1, 2), "wbits": (1, 32), "abits": (1, 32),
 }
 
 

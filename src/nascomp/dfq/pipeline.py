@@ -24,11 +24,12 @@ from torch import nn
 
 from ..config import DFQConfig
 from ..engine import Run, Stage, evaluate, lr_factor, optimizer_step, run_epoch, set_lr
-from ..engine.distributed import replicate
+from ..engine.distributed import broadcast_state, replicate
 from ..engine.precision import parse as parse_precision
 from ..errors import ConfigError
 from ..export.student import save_student
 from ..quant import check_bits, freeze_ranges, quantize_model, set_observing
+from ..quant.reconstruct import ReconSettings, capture, reconstruct_unit, reconstruction_units
 from ..recon import BNStatistics, freeze_teacher, generator_step
 from ..recon.bns import batchnorm_layers
 from ..recon.objective import BNS_WEIGHT
@@ -37,6 +38,7 @@ from .kd import kd_loss
 from .sources import build_generator, eval_batches, load_teacher
 
 GENERATOR_CHECKPOINT_EVERY = 100  # generator steps between checkpoints
+METHODS = ("kd", "recon", "recon+kd")
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Results:
     calib_bns: float | None = None  # last epoch's generator batches (gdfq)
     selected_epoch: int | None = None  # calibset with a held-out set: epoch of the lowest held-out KD loss
     selected_loss: float | None = None
+    recon_top1: float | None = None  # after block reconstruction (method recon, recon+kd)
 
 
 class DFQRun(Run):
@@ -79,6 +82,7 @@ class DFQRun(Run):
             p.requires_grad_(True)
         self.student_opt = student_optimizer(self.student, cfg)
         self._student_replica: nn.Module | None = None
+        self.units = reconstruction_units(self.student)
         self.calib: dict[str, torch.Tensor] = {}
         self.selected: dict[str, torch.Tensor] | None = None  # student state chosen on held-out generated images
 
@@ -94,8 +98,10 @@ class DFQRun(Run):
                   checkpoint_every=GENERATOR_CHECKPOINT_EVERY, unit="step"),
             Stage("calibration set", 1, self._draw_calibration_set, record=False, unit="pass"),
             Stage("calibrate", 1, self._calibrate, record=False, unit="pass"),
-            Stage("fine-tune", cfg.epochs, self._finetune_epoch, end=self._deliver_selected,
-                  evaluate=self._evaluate_student, eval_every=cfg.eval_every),
+            *([Stage("reconstruct", len(self.units), self._reconstruct_unit, end=self._end_reconstruction,
+                     unit="block")] if cfg.method.startswith("recon") else []),
+            *([Stage("fine-tune", cfg.epochs, self._finetune_epoch, end=self._deliver_selected,
+                     evaluate=self._evaluate_student, eval_every=cfg.eval_every)] if cfg.method != "recon" else []),
         ]
 
     # --- steps shared by both schedules -------------------------------------------------------------------
@@ -174,6 +180,27 @@ class DFQRun(Run):
         self.log(f"PTQ W{self.cfg.wbits}A{self.cfg.abits}: top1={self.results.ptq_top1:.2f}")
         self._select(0, {})
         return {"top1": self.results.ptq_top1}
+
+    def _reconstruct_unit(self, index: int) -> dict[str, Any]:
+        """BRECQ on unit ``index``: its FP output on the calibration images from the teacher, its input from
+        the student as quantized so far (:mod:`nascomp.quant.reconstruct`)."""
+        cfg, name = self.cfg, self.units[index]
+        images = self.calib["images"]
+        inputs = capture(self.student.eval(), name, images, "input", cfg.recon_batch * 8)
+        targets = capture(self.teacher, name, images, "output", cfg.recon_batch * 8)
+        settings = ReconSettings(cfg.recon_iters, cfg.recon_batch, cfg.recon_round_lr, cfg.recon_step_lr, cfg.recon_drop)
+        before, after = self.timed("reconstruct_unit", reconstruct_unit, self.student.get_submodule(name), inputs,
+                                   targets, settings)
+        broadcast_state(self.student)  # under torchrun rank 0's reconstruction is the one kept
+        return {"block": name, "error_before": before, "error_after": after}
+
+    def _end_reconstruction(self) -> None:
+        """Evaluate the reconstructed student; it becomes epoch 0 of a held-out selection that may follow."""
+        r = self.results
+        r.recon_top1 = self._evaluate(self.student)
+        self.log(f"reconstructed W{self.cfg.wbits}A{self.cfg.abits}: top1={r.recon_top1:.2f}")
+        r.selected_epoch = r.selected_loss = self.selected = None
+        self._select(0, {})
 
     def _finetune_epoch(self, epoch: int) -> dict[str, Any]:
         cfg = self.cfg
@@ -268,18 +295,18 @@ class DFQRun(Run):
         epoch = self.results.selected_epoch
         if epoch is None or epoch == self.cfg.epochs:
             return last
-        if epoch == 0:
-            return self.results.ptq_top1
-        rows = [r for r in self.progress.history if r["epoch"] == epoch and "top1" in r]
+        if epoch == 0:  # the student before any fine-tune epoch
+            return self.results.ptq_top1 if self.results.recon_top1 is None else self.results.recon_top1
+        rows = [r for r in self.progress.history if r.get("epoch") == epoch and "top1" in r]
         return rows[0]["top1"] if rows else self._evaluate(self.student)
 
     def _metrics(self) -> dict:
         r, cfg, history = self.results, self.cfg, self.progress.history
         scored = [row for row in history if "top1" in row]
         best = max(scored, key=lambda row: row["top1"]) if scored else None
-        last = scored[-1]["top1"] if scored else r.ptq_top1
+        last = scored[-1]["top1"] if scored else (r.recon_top1 if r.recon_top1 is not None else r.ptq_top1)
         return {
-            "fp_top1": r.fp_top1, "ptq_top1": r.ptq_top1,
+            "fp_top1": r.fp_top1, "ptq_top1": r.ptq_top1, "recon_top1": r.recon_top1, "method": cfg.method,
             "dfq_top1": self._delivered_top1(last), "dfq_last_epoch_top1": last,
             "selected_epoch": r.selected_epoch,
             "dfq_best_top1": best["top1"] if best else None, "dfq_best_epoch": best["epoch"] if best else None,
@@ -308,6 +335,10 @@ def check_config(cfg: DFQConfig) -> DFQConfig:
         raise ConfigError("the gdfq schedule needs 1 <= warmup_epochs <= epochs and iters_per_epoch > 0")
     if cfg.schedule == "calibset" and cfg.calib_size < 1:
         raise ConfigError("the calibset schedule needs calib_size >= 1")
+    if cfg.method not in METHODS:
+        raise ConfigError(f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
+    if cfg.method != "kd" and cfg.schedule != "calibset":
+        raise ConfigError(f"--method {cfg.method} reconstructs on the calibration set: use --schedule calibset")
     if cfg.student_optimizer not in ("sgd", "adam"):
         raise ConfigError(f"unknown student_optimizer {cfg.student_optimizer!r}; choose sgd or adam")
     if cfg.lr_schedule not in ("step", "cosine"):

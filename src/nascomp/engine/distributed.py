@@ -103,6 +103,15 @@ def broadcast_from_main(obj: Any) -> Any:
     return box[0]
 
 
+def broadcast_state(module: nn.Module) -> None:
+    """Every parameter and buffer of ``module`` set to rank 0's (in place); nothing in a single process."""
+    if not current().active:
+        return
+    with torch.no_grad():
+        for tensor in module.state_dict().values():
+            dist.broadcast(tensor, src=0)
+
+
 def barrier() -> None:
     if current().active:
         dist.barrier()

@@ -58,26 +58,41 @@ def lsq_quantize(v: torch.Tensor, step: torch.Tensor, zero: torch.Tensor, qmax: 
 class LSQQuantizer(nn.Module):
     """A uniform quantizer with a learned step (one per tensor, or one per output channel for weights).
 
-    ``numel`` is N of the gradient scale 1 / sqrt(N * Q_P): the values that one step serves.
+    ``numel`` is N of the gradient scale 1 / sqrt(N * Q_P): the values that one step serves (None: the
+    features of one sample of the first input, as for an activation).
     """
 
-    def __init__(self, step: torch.Tensor, zero: torch.Tensor, bits: int, numel: int):
+    def __init__(self, step: torch.Tensor, zero: torch.Tensor, bits: int, numel: int | None = None):
         super().__init__()
         self.bits = bits
         self.qmax = 2**bits - 1
         self.step = nn.Parameter(step.detach().clone().float())
         self.register_buffer("zero", zero.detach().clone().float())
-        q_p = max(float((self.qmax - self.zero).max()), 1.0)
-        self.grad_scale = 1.0 / math.sqrt(max(numel, 1) * q_p)
+        self.numel = numel
+
+    @property
+    def q_p(self) -> float:
+        return max(float((self.qmax - self.zero).max()), 1.0)
+
+    @property
+    def grad_scale(self) -> float:
+        return 1.0 / math.sqrt(max(self.numel or 1, 1) * self.q_p)
 
     @classmethod
-    def from_range(cls, lo: torch.Tensor, hi: torch.Tensor, bits: int, numel: int) -> LSQQuantizer:
+    def from_range(cls, lo: torch.Tensor, hi: torch.Tensor, bits: int, numel: int | None = None) -> LSQQuantizer:
         """Start at the calibrated grid of [lo, hi] (``qparams``)."""
         scale, zero = qparams(lo, hi, bits)
         return cls(scale, zero, bits, numel)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
+        if self.numel is None:
+            self.numel = v[0].numel()
         return lsq_quantize(v, self.step, self.zero, self.qmax, self.grad_scale)
+
+    def range(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The grid as a range [lo, hi] = [-z s, (q_max - z) s] (what a calibrated quantizer takes)."""
+        s = self.step.detach()
+        return -self.zero * s, (self.qmax - self.zero) * s
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, steps={self.step.numel()}, grad_scale={self.grad_scale:.3g}"

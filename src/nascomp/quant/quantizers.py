@@ -158,7 +158,9 @@ class WeightQuantizer(nn.Module):
     """Per-output-channel weight fake quantizer: range = clip_ratio_c * [min(W_c, 0), max(W_c, 0)].
 
     The range follows the current weights (as GDFQ's min/max), scaled by ``clip_ratio`` (ones for ``minmax``;
-    for ``mse``, :meth:`calibrate` sets each channel's ratio to minimise its quantization MSE).
+    for ``mse``, :meth:`calibrate` sets each channel's ratio to minimise its quantization MSE), until
+    :meth:`fix_grid` pins it (after learned rounding the weights lie on a grid that their own min/max would not
+    give back).
     """
 
     def __init__(self, bits: int, out_channels: int, observer: str = "minmax"):
@@ -166,12 +168,24 @@ class WeightQuantizer(nn.Module):
         self.bits = check_bits(bits)
         self.observer = check_observer(observer)
         self.register_buffer("clip_ratio", torch.ones(out_channels))
+        self.register_buffer("grid", torch.full((out_channels, 2), float("nan")))  # fixed [lo, hi]; NaN: follow W
 
     def _range(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        flat = w.detach().flatten(1)
         shape = (-1,) + (1,) * (w.dim() - 1)
+        if not torch.isnan(self.grid[0, 0]):
+            return self.grid[:, 0].view(shape), self.grid[:, 1].view(shape)
+        flat = w.detach().flatten(1)
         ratio = self.clip_ratio.view(shape)
         return flat.min(1).values.view(shape) * ratio, flat.max(1).values.view(shape) * ratio
+
+    @torch.no_grad()
+    def fix_grid(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        """Pin each channel's range to [lo, hi] (per output channel) whatever the weights are."""
+        self.grid.copy_(torch.stack([lo.flatten(), hi.flatten()], 1))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        state_dict.setdefault(prefix + "grid", self.grid.clone())  # students saved before the grid existed
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         if self.bits >= 32:
