@@ -10,7 +10,7 @@ from interrupt import interrupted
 from nascomp.config import NASB_SEARCH_PRESETS, NASBSearchConfig, resolve
 from nascomp.errors import ConfigError
 from nascomp.nas import Genotype
-from nascomp.nasb import NASB_SPACE, NASBSearch, run_search
+from nascomp.nasb import NASB_SPACE, run_search
 
 TINY = dict(channels=4, layers=3, subset=192, batch_size=32, epochs=2, plot=False)
 

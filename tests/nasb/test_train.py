@@ -8,10 +8,10 @@ import torch.nn.functional as F
 
 from interrupt import interrupted
 from nascomp.config import NASB_TRAIN_PRESETS, NASBTrainConfig, resolve
+from nascomp.engine import lr_factor
 from nascomp.errors import ConfigError
 from nascomp.nas import derive
-from nascomp.nasb import NASB_SPACE, NASBNetwork, NASBTrain, run_train
-from nascomp.engine import lr_factor
+from nascomp.nasb import NASB_SPACE, NASBNetwork, run_train
 from nascomp.nasb.optim import param_groups
 from nascomp.nasb.stages import stage_plan, use_real_activation
 from nascomp.quant.binary import BinaryConv2d, binary_stage, set_binary_stage
