@@ -101,17 +101,20 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
         f"Base budget (the first source's config): {dfq_budget(base)}; every variant skips the generator training  ",
         f"Evaluated on: `{shown(base.data)}`",
         "",
-        "| variant | generator | overrides | PTQ top-1 | top-1 after each evaluated KD epoch | last - PTQ | s / student step |",
-        "|---|---|---|---|---|---|---|",
+        "| variant | generator | overrides | PTQ top-1 | block reconstruction top-1 | top-1 after each evaluated KD epoch "
+        "| delivered - PTQ | s / student step | s / reconstructed block |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for (name, generator), runs in results.items():
         curves = [scored(m) for m in runs]
         per_epoch = [mean_spread([c[e] if e < len(c) else None for c in curves]) for e in range(max(map(len, curves)))]
-        gain = [m["dfq_last_epoch_top1"] - m["ptq_top1"] for m in runs]
+        gain = [m["dfq_top1"] - m["ptq_top1"] for m in runs]
         overrides = ", ".join(f"{k}={v}" for k, v in variants[name].items()) or "-"
+        steps = {part: mean_spread([m["seconds_per_step"].get(part) for m in runs], ".3f")
+                 for part in ("student_step", "reconstruct_unit")}
         lines.append(f"| {name} | {generator} | {overrides} | {mean_spread([m['ptq_top1'] for m in runs])} "
-                     f"| {' / '.join(per_epoch)} | {mean_spread(gain, '+.2f')} "
-                     f"| {mean_spread([m['seconds_per_step'].get('student_step') for m in runs], '.3f')} |")
+                     f"| {mean_spread([m.get('recon_top1') for m in runs])} | {' / '.join(per_epoch) or '-'} "
+                     f"| {mean_spread(gain, '+.2f')} | {steps['student_step']} | {steps['reconstruct_unit']} |")
     lines += ["", "Mean ± half-range over the sources of that generator (one trained generator each); same images for "
               "every variant of a source."]
     text = "\n".join(lines)
