@@ -73,6 +73,7 @@ class DFQRun(Run):
         self.eval_data = eval_batches(cfg, self.teacher, self.dist.rank, self.dist.world_size)
         # the student is copied from the teacher before the BNS hooks exist: a copy would carry them along
         self.student = quantize_model(self.teacher, cfg.wbits, cfg.abits, cfg.weight_observer, cfg.act_observer)
+        self.precision.prepare(self.student)  # channels-last too when asked (the student's arithmetic stays fp32)
         self.bns = BNStatistics(self.teacher)
         self.generator = build_generator(cfg, self.teacher, self.rundir.path, self.quiet).to(self.device).train()
         self.gen_opt = (torch.optim.Adam(self.generator.parameters(), lr=cfg.gen_lr, betas=(0.5, 0.999))
