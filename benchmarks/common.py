@@ -88,9 +88,18 @@ def dfq_budget(cfg: Any) -> str:
         return (f"preset `{cfg.preset}`: generator {cfg.gen_steps} steps at batch {cfg.batch_size}, "
                 f"{cfg.calib_size} generated calibration images{held}, {cfg.act_observer}/{cfg.weight_observer} "
                 f"ranges (activations/weights), {cfg.epochs} KD epochs on {kd_data} at lr {cfg.student_lr} "
-                f"({cfg.lr_schedule}), student loss {kd_terms(cfg)}")
+                f"({cfg.lr_schedule}), student loss {kd_terms(cfg)}{recon_budget(cfg)}")
     return (f"preset `{cfg.preset}`: GDFQ loop {cfg.epochs} epochs x {cfg.iters_per_epoch} iterations, batch "
             f"{cfg.batch_size}, {cfg.warmup_epochs} warm-up epochs, milestones {cfg.milestones}")
+
+
+def recon_budget(cfg: Any) -> str:
+    """The block-reconstruction settings of a run that reconstructs (empty for the KD route)."""
+    if getattr(cfg, "method", "kd") == "kd":
+        return ""
+    return (f"; method {cfg.method}: block reconstruction {cfg.recon_iters} iterations per unit at batch "
+            f"{cfg.recon_batch} on the calibration images, AdaRound lr {cfg.recon_round_lr}, LSQ step lr "
+            f"{cfg.recon_step_lr}, QDrop p {cfg.recon_drop}")
 
 
 def kd_terms(cfg: Any) -> str:

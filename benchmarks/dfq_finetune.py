@@ -31,6 +31,7 @@ from common import (
     machine,
     mean_spread,
     parse_overrides,
+    recon_budget,
     run_config,
     shown,
     write_section,
@@ -117,6 +118,8 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
                      f"| {mean_spread(gain, '+.2f')} | {steps['student_step']} | {steps['reconstruct_unit']} |")
     lines += ["", "Mean ± half-range over the sources of that generator (one trained generator each); same images for "
               "every variant of a source."]
+    recon = {name: recon_budget(replace(base, **variants[name])) for name in variants}
+    lines += [f"Variant {name}{text}." for name, text in recon.items() if text]
     text = "\n".join(lines)
     if args.write:
         write_section(args.title, text)
