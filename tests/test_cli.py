@@ -186,3 +186,17 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.startswith("nascomp ")
+
+
+def test_evaluation_data_with_another_number_of_classes_is_refused(tmp_path, capsys):
+    from PIL import Image
+
+    for k in range(11):  # CIFAR-10's ten classes and one folder too many: every label after it would shift
+        (tmp_path / "set" / f"c{k:02d}").mkdir(parents=True)
+        Image.new("RGB", (32, 32)).save(tmp_path / "set" / f"c{k:02d}" / "0.png")
+    from nascomp.models import create_model
+
+    torch.save(create_model("cifar_resnet20").state_dict(), tmp_path / "w.th")
+    line = _error_line(capsys, ["eval", "--model", "cifar_resnet20", "--weights", str(tmp_path / "w.th"),
+                                "--data", str(tmp_path / "set")])
+    assert "11 class folders" in line and "predicts 10" in line

@@ -38,11 +38,28 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 # DFQConfig fields that override the preset, one --option each (underscores become dashes)
 DFQ_BUDGET_OPTIONS = (
-    ("schedule", str), ("batch_size", int), ("gen_steps", int), ("calib_size", int), ("holdout_size", int),
-    ("epochs", int), ("iters_per_epoch", int), ("warmup_epochs", int), ("student_lr", float),
-    ("student_optimizer", str), ("temperature", float), ("ce_weight", float), ("lr_schedule", str),
-    ("act_observer", str), ("weight_observer", str), ("eval_every", int), ("method", str), ("recon_iters", int),
-    ("recon_batch", int), ("recon_round_lr", float), ("recon_step_lr", float), ("recon_drop", float),
+    ("schedule", str, "calibset (train G, draw a set, calibrate, then kd/recon) | gdfq (GDFQ's joint loop)"),
+    ("batch_size", int, "generated images per step (per process under torchrun)"),
+    ("gen_steps", int, "calibset: generator updates before the calibration set is drawn"),
+    ("calib_size", int, "calibset: generated images that calibrate (and fine-tune) the student"),
+    ("holdout_size", int, "calibset: generated images held out to select the delivered KD epoch (0: last epoch)"),
+    ("epochs", int, "KD epochs (calibset) or GDFQ epochs (gdfq)"),
+    ("iters_per_epoch", int, "gdfq: iterations per epoch"),
+    ("warmup_epochs", int, "gdfq: epochs in which only the generator trains and ranges are observed"),
+    ("student_lr", float, "lr of the student's KD fine-tune"),
+    ("student_optimizer", str, "sgd (Nesterov 0.9, GDFQ) | adam"),
+    ("temperature", float, "KD temperature T"),
+    ("ce_weight", float, "weight of the CE term on the generated labels (0: KD only)"),
+    ("lr_schedule", str, "step (x0.1 at milestones, GDFQ) | cosine"),
+    ("act_observer", str, "activation ranges: minmax | ema | mse"),
+    ("weight_observer", str, "weight ranges: minmax | ema | mse"),
+    ("eval_every", int, argparse.SUPPRESS),
+    ("method", str, "after calibration: kd (GDFQ's fine-tune) | recon (BRECQ + AdaRound + LSQ + QDrop) | recon+kd"),
+    ("recon_iters", int, "reconstruction steps per unit (stem, block, head)"),
+    ("recon_batch", int, "calibration images per reconstruction step"),
+    ("recon_round_lr", float, "Adam lr of AdaRound's rounding variables"),
+    ("recon_step_lr", float, "Adam lr of the LSQ activation steps"),
+    ("recon_drop", float, "QDrop: probability that an activation element stays full precision (0: plain BRECQ)"),
 )
 
 
@@ -57,8 +74,8 @@ def _add_dfq(sub) -> None:
     p.add_argument("--wbits", type=int, help="weight bits, 2..8 or 32 (default 4)")
     p.add_argument("--abits", type=int, help="activation bits, 2..8 or 32 (default 4)")
     p.add_argument("--preset", default=None, help="demo | quick (CPU minutes) | paper (GDFQ's budget)")
-    for name, typ in DFQ_BUDGET_OPTIONS:
-        p.add_argument(f"--{name.replace('_', '-')}", type=typ, help=argparse.SUPPRESS if name == "eval_every" else None)
+    for name, typ, text in DFQ_BUDGET_OPTIONS:
+        p.add_argument(f"--{name.replace('_', '-')}", type=typ, help=text)
     p.add_argument("--precision", help="generator and teacher arithmetic: fp32 (default) | bf16 | auto (bf16 where "
                    "the CPU or GPU multiplies it natively); add +cl for channels-last, e.g. auto+cl. The student "
                    "stays fp32")
@@ -75,7 +92,7 @@ def _cmd_dfq(a: argparse.Namespace) -> dict:
 
     preset = a.preset or ("demo" if a.model in (None, "demo_net") else "quick")
     keys = ("model", "weights", "data", "generator", "wbits", "abits", "fresh_images", "precision", "seed", "device",
-            *(name for name, _ in DFQ_BUDGET_OPTIONS))
+            *(name for name, _, _ in DFQ_BUDGET_OPTIONS))
     cfg = resolve(DFQConfig, DFQ_PRESETS, preset, {k: getattr(a, k) for k in keys})
     metrics = run_dfq(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     if not a.json:

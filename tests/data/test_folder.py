@@ -131,12 +131,12 @@ def test_imagenet_sample_has_1000_classes_and_the_standard_indices():
 def test_eval_command_takes_workers_and_interpolation(tmp_path, capsys):
     from nascomp.cli import main
 
-    root = _write_folder(tmp_path / "set", {"a": 3, "b": 2})
+    root = _write_folder(tmp_path / "set", {f"c{k}": 1 for k in range(10)} | {"c0": 3})  # the model's 10 classes
     weights = tmp_path / "resnet20.pt"
     torch.save(create_model("cifar_resnet20").state_dict(), weights)
     argv = ["eval", "--model", "cifar_resnet20", "--weights", str(weights), "--data", str(root), "--json"]
     assert main([*argv, "--workers", "1", "--interpolation", "bicubic", "--progress", "on"]) == 0
     out, err = capsys.readouterr()
-    assert '"n": 5' in out.splitlines()[-1] and "eval" in err  # the bar on stderr, JSON on stdout
+    assert '"n": 12' in out.splitlines()[-1] and "eval" in err  # the bar on stderr, JSON on stdout
     assert main([*argv, "--workers", "0", "--quiet"]) == 0
     assert capsys.readouterr().err == ""

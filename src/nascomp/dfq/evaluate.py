@@ -9,6 +9,7 @@ from ..engine import Accuracy, evaluate, resolve_device
 from ..errors import ConfigError
 from ..export.student import is_student_folder, load_student
 from ..models import create_model
+from .sources import check_task
 
 
 def evaluate_checkpoint(model_name: str | None, weights: str, data: str, batch_size: int = 500,
@@ -25,7 +26,8 @@ def evaluate_checkpoint(model_name: str | None, weights: str, data: str, batch_s
         model = create_model(model_name, weights)
     dev = resolve_device(device)
     cfg = model.default_cfg
-    imageset = open_images(data, split="test", channels=cfg.input_size[0])
+    imageset = check_task(open_images(data, split="test", channels=cfg.input_size[0]), cfg.num_classes, data,
+                          getattr(model, "model_name", model_name or "the model"))
     batches = ImageBatches(imageset, cfg, batch_size=batch_size, workers=workers, interpolation=interpolation,
                            quiet=quiet)
     return evaluate(model.to(dev), batches, dev)

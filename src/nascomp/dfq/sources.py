@@ -7,7 +7,7 @@ from pathlib import Path
 from torch import nn
 
 from ..config import DFQConfig
-from ..data import ImageBatches, open_images
+from ..data import ImageBatches, ImageSet, open_images
 from ..errors import ConfigError
 from ..models import create_model
 from ..recon import GaussianNoise, GDFQGenerator, ImageSource
@@ -31,12 +31,20 @@ def eval_batches(cfg: DFQConfig, teacher: nn.Module, rank: int = 0, world_size: 
     if cfg.data == "demo" and cfg.model != "demo_net":
         raise ConfigError(f"--model {cfg.model} needs --data: the labelled evaluation images of its task (the "
                           "built-in demo digits are only for demo_net), e.g. --data ../shared/data/cifar10-jpeg/test.tar.gz")
-    imageset = open_images(cfg.data, split="test", channels=mcfg.input_size[0])
-    if int(imageset.labels.max()) >= mcfg.num_classes:
-        raise ConfigError(f"data {cfg.data} has {len(imageset.classes)} classes but {cfg.model} predicts "
-                          f"{mcfg.num_classes}; pass the evaluation set of the model's task")
+    imageset = check_task(open_images(cfg.data, split="test", channels=mcfg.input_size[0]), mcfg.num_classes,
+                          cfg.data, cfg.model)
     batch = cfg.eval_batch_size or default_eval_batch(mcfg.input_size)
     return ImageBatches(imageset, mcfg, batch_size=batch, rank=rank, world_size=world_size)
+
+
+def check_task(imageset: ImageSet, num_classes: int, data: str, model: str) -> ImageSet:
+    """The evaluation images must have exactly the model's classes: the class index is the folder's position,
+    so one folder too many or too few shifts every label after it."""
+    if len(imageset.classes) != num_classes:
+        raise ConfigError(f"data {data} has {len(imageset.classes)} class folders but {model} predicts {num_classes} "
+                          "classes; pass the evaluation set of the model's task (one folder per class, empty ones "
+                          "included)")
+    return imageset
 
 
 def default_eval_batch(input_size: tuple[int, int, int], pixels: int = 2**21) -> int:
