@@ -134,3 +134,29 @@ def test_cifar10_jpeg_test_set_reads_10000_images_in_label_order():
     imageset = open_images(str(shared_path("data", "cifar10-jpeg", "test.tar.gz")))
     assert len(imageset) == 10_000 and imageset.classes[0] == "airplane" and imageset.classes[9] == "truck"
     assert torch.bincount(imageset.labels).tolist() == [1000] * 10
+
+
+def test_crop_flip_shifts_within_the_padding_and_mirrors_about_half_of_the_images():
+    """Each augmented image is one crop of the 4-pixel-padded image, mirrored or not; shifts and mirrors vary."""
+    import torch.nn.functional as F
+
+    from nascomp.data.loaders import random_crop_flip
+
+    x = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(1)) + 1
+    out = random_crop_flip(x, torch.Generator().manual_seed(0), pad=4)
+    found = []
+    for original, crop in zip(x, out, strict=True):
+        matches = [(dy, dx, flip) for flip in (False, True) for dy in range(9) for dx in range(9)
+                   if torch.equal(crop, F.pad(original.flip(-1) if flip else original, (4, 4, 4, 4))[:, dy:dy + 8, dx:dx + 8])]
+        assert matches, "not a crop of the padded image"
+        found.append(matches[0])
+    flips = sum(f for _, _, f in found)
+    assert 16 < flips < 48 and sum((dy, dx) != (4, 4) for dy, dx, _ in found) > 48
+
+
+def test_training_batches_are_augmented_when_asked(tmp_path):
+    imageset = open_images(str(_write_folder(tmp_path / "d", size=16)))
+    cfg = create_model("demo_net").default_cfg
+    plain = [x for x, _ in ImageBatches(imageset, cfg, 4, shuffle=True, seed=3)]
+    augmented = [x for x, _ in ImageBatches(imageset, cfg, 4, shuffle=True, augment=True, seed=3)]
+    assert len(plain) == len(augmented) and not all(torch.equal(p, a) for p, a in zip(plain, augmented, strict=True))
