@@ -189,7 +189,8 @@ class DFQRun(Run):
         images = self.calib["images"]
         inputs = capture(self.student.eval(), name, images, "input", cfg.recon_batch * 8)
         targets = capture(self.teacher, name, images, "output", cfg.recon_batch * 8)
-        settings = ReconSettings(cfg.recon_iters, cfg.recon_batch, cfg.recon_round_lr, cfg.recon_step_lr, cfg.recon_drop)
+        settings = ReconSettings(iters=cfg.recon_iters, batch_size=cfg.recon_batch, round_lr=cfg.recon_round_lr,
+                                 step_lr=cfg.recon_step_lr, drop=cfg.recon_drop)
         before, after = self.timed("reconstruct_unit", reconstruct_unit, self.student.get_submodule(name), inputs,
                                    targets, settings)
         broadcast_state(self.student)  # under torchrun rank 0's reconstruction is the one kept

@@ -112,11 +112,6 @@ def broadcast_state(module: nn.Module) -> None:
             dist.broadcast(tensor, src=0)
 
 
-def barrier() -> None:
-    if current().active:
-        dist.barrier()
-
-
 class Replicated(DistributedDataParallel):
     """DDP that still answers the wrapped module's own attributes (``sample_latent``, ``default_cfg``, ...)."""
 
@@ -133,7 +128,3 @@ def replicate(module: nn.Module, device: torch.device) -> nn.Module:
         return module
     ids = [device.index] if device.type == "cuda" else None
     return Replicated(module, device_ids=ids, find_unused_parameters=False)
-
-
-def unwrap(module: nn.Module) -> nn.Module:
-    return module.module if isinstance(module, DistributedDataParallel) else module

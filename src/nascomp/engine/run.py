@@ -264,7 +264,7 @@ class Run:
                 outcome = ("error", str(e))
         else:
             outcome = ("", "")
-        outcome = broadcast_from_main(outcome) if self.dist.active else outcome
+        outcome = broadcast_from_main(outcome)
         if outcome[0] == "error":
             raise RunDirError(outcome[1])
         return rundir if self.dist.is_main else RunDir.follower(Path(outcome[1]))
