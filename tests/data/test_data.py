@@ -8,7 +8,7 @@ from PIL import Image
 
 from nascomp.cache import cache_dir
 from nascomp.data import ImageBatches, open_images
-from nascomp.data.sources import file_sha256
+from nascomp.data.sources import CACHE_LAYOUT, file_sha256
 from nascomp.errors import DataError
 from nascomp.models import create_model
 from shared_data import shared_path
@@ -53,7 +53,7 @@ def test_archive_extracted_by_another_process_meanwhile_is_used(tmp_path, monkey
     archive = tmp_path / "data.tar"
     with tarfile.open(archive, "w") as tar:
         tar.add(src, arcname="train")
-    target = cache_dir("archives") / file_sha256(archive)[:20]
+    target = cache_dir("archives") / f"{file_sha256(archive)[:20]}-{CACHE_LAYOUT}"
     extract = tarfile.TarFile.extractall
 
     def extract_while_another_process_finishes(self, path, **kwargs):

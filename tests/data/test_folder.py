@@ -92,7 +92,7 @@ def test_shuffled_file_batches_keep_each_image_with_its_label(tmp_path):
 def test_progress_bar_on_stderr_unless_quiet(tmp_path, capsys):
     from nascomp.engine.progress import set_progress_mode
 
-    imageset = image_folder(_write_folder(tmp_path / "set", {"a": 2}))
+    imageset = image_folder(_write_folder(tmp_path / "set", {"a": 1, "b": 1}))
     set_progress_mode("on")  # pytest's stderr is no terminal: as --progress on
     try:
         list(ImageBatches(imageset, SMALL, workers=0, quiet=True))
@@ -104,7 +104,7 @@ def test_progress_bar_on_stderr_unless_quiet(tmp_path, capsys):
 
 
 def test_a_broken_image_is_one_line_data_error_from_a_worker(tmp_path):
-    root = _write_folder(tmp_path / "set", {"a": 2})
+    root = _write_folder(tmp_path / "set", {"a": 2, "b": 1})
     (root / "a" / "zzz.png").write_bytes(b"not an image")
     with pytest.raises(DataError, match=r"zzz.png cannot be read") as info:
         list(ImageBatches(image_folder(root), SMALL, workers=1))

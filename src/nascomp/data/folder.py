@@ -84,7 +84,11 @@ class FileImages(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         with _open_image(self.files[i]) as img:
-            return self.transform(img)
+            try:
+                return self.transform(img)
+            except (OSError, ValueError) as e:  # truncated or corrupt pixel data: PIL decodes lazily
+                raise DataError(f"image {self.files[i]} cannot be decoded ({str(e)[:80] or type(e).__name__}); "
+                                "remove or replace it") from None
 
 
 def file_batches(files: Sequence[Path], batches: Sequence[Sequence[int]], transform: CenterCropTransform,

@@ -5,8 +5,8 @@ one, or ``cifar10``/``cifar100`` (torchvision download). Every source yields an 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +16,7 @@ import torch
 
 from ..cache import cache_dir
 from ..errors import DataError
+from .archive import disk_error, extract_verified
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff"}
 IN_MEMORY_MAX_PIXELS = 64 * 64  # images up to this size are decoded once and kept as one uint8 tensor
@@ -49,6 +50,9 @@ def open_images(spec: str, split: str = "test", channels: int = 3) -> ImageSet:
         if not (path.name.endswith((".tar", ".tar.gz", ".tgz"))):
             raise DataError(f"data {spec} is a file but not a .tar/.tar.gz archive; pass an ImageFolder or a tar of one")
         return _archive(path, channels)
+    if not path.is_dir():
+        raise DataError(f"data {spec} is neither a folder nor a regular file (a device or a pipe?); pass an "
+                        "ImageFolder directory or a .tar/.tar.gz of one")
     return image_folder(path, channels)
 
 
@@ -65,13 +69,20 @@ def demo_digits(split: str) -> ImageSet:
 
 
 def image_folder(root: Path, channels: int = 3) -> ImageSet:
-    """An ImageFolder tree ``root/<class>/<image>``; a single top folder without images is descended into."""
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    while len(subdirs) == 1 and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in subdirs[0].iterdir()):
+    """An ImageFolder tree ``root/<class>/<image>``: class index = position among the sorted class folders,
+    empty ones included (their index is kept). A single top folder without images of its own (``test/`` in
+    an archive) is descended into. Refused with one line, rather than mislabelled: one class folder only, a
+    folder that cannot be read, and a class folder whose images lie in several subfolders (a folder of
+    classes one level too high, e.g. an extra top-level folder beside ``test/``)."""
+    subdirs = _class_folders(root)
+    while len(subdirs) == 1 and not _has_images(subdirs[0]):
         root = subdirs[0]
-        subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        subdirs = _class_folders(root)
     if not subdirs:
         raise DataError(f"data folder {root} has no class folders; expected {root}/<class>/<image>.jpg (ImageFolder layout)")
+    if len(subdirs) == 1:
+        raise DataError(f"data folder {root} has one class folder only ({subdirs[0].name}); an ImageFolder needs "
+                        f"one folder per class: pass the folder that holds {root}/<class>/ for every class")
     files, labels = [], []
     for index, folder in enumerate(subdirs):
         found = _image_files(folder)
@@ -86,8 +97,57 @@ def image_folder(root: Path, channels: int = 3) -> ImageSet:
     return _decode_all(imageset, channels) if small else imageset
 
 
+IGNORED_FOLDERS = {"__MACOSX"}  # resource forks that macOS adds to archives
+
+
+def _class_folders(root: Path) -> list[Path]:
+    """The visible sub-folders of ``root``, sorted by name; an unreadable ``root`` is one DataError line."""
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+        return [Path(e.path) for e in entries
+                if not e.name.startswith(".") and e.name not in IGNORED_FOLDERS and e.is_dir()]
+    except OSError as e:
+        raise DataError(f"data folder {root} cannot be read ({e.strerror or type(e).__name__}); fix its "
+                        "permissions or pass another --data") from None
+
+
+def _is_image(name: str) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def _has_images(folder: Path) -> bool:
+    """Whether ``folder`` holds image files directly (not in sub-folders)."""
+    try:
+        return any(_is_image(e.name) and e.is_file() for e in os.scandir(folder))
+    except OSError as e:
+        raise DataError(f"data folder {folder} cannot be read ({e.strerror or type(e).__name__}); fix its "
+                        "permissions or pass another --data") from None
+
+
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """Every image file under the class folder ``folder`` (sorted); an unreadable folder anywhere inside is an
+    error naming it (not silently empty), and images spread over several sub-folders with none directly
+    inside mean ``folder`` is no class folder."""
+    found: list[Path] = []
+    holders: set[str] = set()
+
+    def refuse(e: OSError) -> None:
+        where = e.filename or folder
+        raise DataError(f"class folder {where} cannot be read ({e.strerror or type(e).__name__}); fix its "
+                        "permissions or remove it (its images would be missing from its class)")
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=refuse):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in IGNORED_FOLDERS]
+        images = [n for n in filenames if _is_image(n)]
+        if images:
+            holders.add(os.path.relpath(dirpath, folder).split(os.sep)[0])
+            found += [Path(dirpath) / n for n in images]
+    if "." not in holders and len(holders) > 1:
+        shown = ", ".join(sorted(holders)[:3])
+        raise DataError(f"data folder {folder.parent}: {folder.name}/ holds folders of images ({shown}, ...) rather "
+                        f"than images: it looks like a folder of classes, not a class; pass {folder} itself, or "
+                        "remove the extra top-level folder")
+    return sorted(found)
 
 
 def _open_image(path: Path):
@@ -95,14 +155,18 @@ def _open_image(path: Path):
 
     try:
         return Image.open(path)
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise DataError(f"image {path} cannot be read ({e.__class__.__name__}); remove or replace it") from None
 
 
 def load_image(path: Path, channels: int) -> torch.Tensor:
     """One image file as uint8 (C, H, W) with ``channels`` = 1 (grey) or 3 (RGB)."""
     with _open_image(path) as img:
-        arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
+        try:
+            arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
+        except (OSError, ValueError) as e:  # truncated or corrupt pixel data: PIL decodes lazily
+            raise DataError(f"image {path} cannot be decoded ({str(e)[:80] or type(e).__name__}); remove or "
+                            "replace it") from None
     arr = arr[:, :, None] if arr.ndim == 2 else arr
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
@@ -126,47 +190,54 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+CACHE_LAYOUT = "v2"  # v2: extractions verified completely (entries of v1 may be partial, so they are not reused)
+
+
 def _archive(path: Path, channels: int) -> ImageSet:
-    """Extract once (``filter="data"``, safe) into a cache keyed by the archive's sha256; keep decoded pixels.
+    """Extract once, verified and all-or-nothing (:mod:`.archive`), into a cache keyed by the archive's sha256;
+    keep decoded pixels beside it.
 
     Both cache entries appear atomically (``os.replace``), so runs started side by side on one archive share them.
     """
-    key = file_sha256(path)[:20]
+    try:
+        key = f"{file_sha256(path)[:20]}-{CACHE_LAYOUT}"
+    except OSError as e:
+        raise DataError(f"data {path} cannot be read ({e.strerror or type(e).__name__}); check its permissions") from None
     target = cache_dir("archives") / key
-    decoded = target.with_suffix(f".c{channels}.pt")
+    decoded = target.parent / f"{key}.c{channels}.pt"
     if decoded.is_file():
-        blob = torch.load(decoded, weights_only=True)
-        return ImageSet(blob["labels"], blob["classes"], images=blob["images"], origin=str(path))
+        try:
+            blob = torch.load(decoded, weights_only=True)
+            return ImageSet(blob["labels"], blob["classes"], images=blob["images"], origin=str(path))
+        except Exception:  # a damaged cache entry is decoded again from the extracted images
+            decoded.unlink(missing_ok=True)
     if not target.is_dir():
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{key}-"))
-        try:
-            with tarfile.open(path) as tar:
-                tar.extractall(tmp, filter="data")
-        except (tarfile.TarError, EOFError, OSError, ValueError) as e:
-            _remove_tree(tmp)
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise DataError(f"archive {path} is broken or not a tar ({reason}); re-download or re-create it") from None
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process extracted the same archive meanwhile: use its copy
-            _remove_tree(tmp)
-            if not target.is_dir():
-                raise
+        extract_verified(path, target)
     imageset = image_folder(target, channels)
     imageset.origin = str(path)
     if imageset.images is not None:
-        blob = {"labels": imageset.labels, "classes": imageset.classes, "images": imageset.images}
-        fd, tmp_file = tempfile.mkstemp(dir=target.parent, prefix=f".{key}-", suffix=".pt")
-        os.close(fd)
-        torch.save(blob, tmp_file)
-        os.replace(tmp_file, decoded)  # atomic: a reader beside us never sees half a file
+        _save_decoded({"labels": imageset.labels, "classes": imageset.classes, "images": imageset.images}, decoded)
     return imageset
 
 
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+def _save_decoded(blob: dict, path: Path) -> None:
+    """Write the decoded pixels atomically (fsync, ``os.replace``); a full disk is one line naming the cache."""
+    buffer = io.BytesIO()
+    torch.save(blob, buffer)  # in memory first: torch.save turns a failed file write into an opaque RuntimeError
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(buffer.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # a reader beside us never sees half a file
+        tmp = None
+    except OSError as e:
+        raise disk_error(e, path.parent, buffer.getbuffer().nbytes, "decoded images cannot be cached in") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _torchvision_cifar(name: str, split: str) -> ImageSet:
