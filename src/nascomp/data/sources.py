@@ -1,4 +1,4 @@
-"""Where images come from: ``demo`` (scikit-learn digits), an ImageFolder directory, a ``.tar``/``.tar.gz`` of
+"""Where images come from: ``demo`` (8x8 digits shipped in ``digits.npz``), an ImageFolder directory, a ``.tar``/``.tar.gz`` of
 one, or ``cifar10``/``cifar100`` (torchvision download). Every source yields an :class:`ImageSet`: images in
 [0, 1] (in memory when small) and integer labels, class index = sorted folder name."""
 
@@ -21,6 +21,7 @@ from .archive import disk_error, extract_verified
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff"}
 IN_MEMORY_MAX_PIXELS = 64 * 64  # images up to this size are decoded once and kept as one uint8 tensor
 DEMO_TEST_SIZE = 497  # held-out digits for evaluation; the other 1,300 train the demo teacher
+DEMO_DIGITS = Path(__file__).with_name("digits.npz")
 
 
 @dataclass
@@ -57,12 +58,12 @@ def open_images(spec: str, split: str = "test", channels: int = 3) -> ImageSet:
 
 
 def demo_digits(split: str) -> ImageSet:
-    """scikit-learn's bundled 8x8 digits (1,797 images, no download), split once with a fixed permutation."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = torch.from_numpy(np.round(digits.images * 255.0 / 16.0).astype(np.uint8)).unsqueeze(1)
-    labels = torch.from_numpy(digits.target.astype(np.int64))
+    """The 8x8 digits shipped with nascomp (``digits.npz``: the UCI optdigits test set as scikit-learn bundles
+    it, 1,797 images, pixel counts 0..16; ``scripts/make_demo_digits.py``), split once with a fixed permutation."""
+    with np.load(DEMO_DIGITS) as digits:
+        counts, target = digits["images"], digits["target"]
+    images = torch.from_numpy(np.round(counts.astype(np.float64) * 255.0 / 16.0).astype(np.uint8)).unsqueeze(1)
+    labels = torch.from_numpy(target.astype(np.int64))
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
     keep = order[:DEMO_TEST_SIZE] if split == "test" else order[DEMO_TEST_SIZE:]
     return ImageSet(labels[keep], [str(i) for i in range(10)], images=images[keep], origin=f"demo:{split}")
