@@ -65,23 +65,32 @@ def register_model(name: str, cfg: ModelCfg) -> Callable[[Callable[..., nn.Modul
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell pattern (``torchvision:<name>`` is open-ended, not listed)."""
+    """Registered model names matching a shell pattern (``torchvision:<name>`` is open-ended, not listed); a
+    pattern starting with ``timm:`` lists timm's models (``timm:*resnet1*``)."""
     _import_families()
+    if pattern.startswith("timm:"):
+        from .timm_models import list_timm
+
+        return list_timm(pattern.split(":", 1)[1])
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
 def model_entry(name: str) -> ModelEntry:
-    """The registry entry for ``name``; ``torchvision:<name>`` entries are made on demand."""
+    """The registry entry for ``name``; ``torchvision:<name>`` and ``timm:<name>`` entries are made on demand."""
     _import_families()
     if name.startswith("torchvision:"):
         from .tv import torchvision_entry
 
         return torchvision_entry(name.split(":", 1)[1])
+    if name.startswith("timm:"):
+        from .timm_models import timm_entry
+
+        return timm_entry(name.split(":", 1)[1])
     if name not in _REGISTRY:
         close = [n for n in _REGISTRY if name.split("_")[-1] in n or n in name]
         hint = f" (did you mean {', '.join(sorted(close)[:3])}?)" if close else ""
         raise ConfigError(
-            f"unknown model {name!r}{hint}; choose one of {', '.join(sorted(_REGISTRY))} or torchvision:<name>"
+            f"unknown model {name!r}{hint}; choose one of {', '.join(sorted(_REGISTRY))}, torchvision:<name> or timm:<name>"
         )
     return _REGISTRY[name]
 
