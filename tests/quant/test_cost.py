@@ -158,3 +158,20 @@ def test_table_and_dict_carry_the_totals(reports):
 @pytest.mark.parametrize(("x", "text"), [(0, "0"), (1.63e8, "1.63e8"), (1813e6, "1.81e9"), (0.5, "5.00e-1")])
 def test_sci_notation(x, text):
     assert sci(x) == text
+
+
+@pytest.mark.parametrize(("name", "convs"), [("groupnet18_k4", 4), ("groupnet18_k5", 5), ("abcnet18_m3n3", 9)])
+def test_multi_base_resnet18_costs_match_the_figures_derived_from_bi_real_18(reports, name, convs):
+    """Derived by hand from the published Bi-Real-18 figures (Liu et al. ECCV 2018: BOPs 1.68e9, FLOPs 1.39e8):
+    a multi-base ResNet-18 with Bi-Real's real-valued stem, downsampling shortcuts and classifier runs every one of
+    its 16 binary 3x3 convs K times (Group-Net, Zhuang et al. CVPR 2019) or M x N times (ABC-Net, Lin et al.
+    NeurIPS 2017), so BOPs = convs x 1.68e9 and OPs = 1.39e8 + convs x 1.68e9 / 64:
+    Group-Net K=4: 6.72e9 BOPs, 1.39e8 + 1.05e8 = 2.44e8 OPs; K=5: 8.40e9, 1.39e8 + 1.31e8 = 2.70e8;
+    ABC-Net 3x3: 1.51e10, 1.39e8 + 2.36e8 = 3.75e8."""
+    model = create_model(name)
+    set_binary_stage(model, 3)
+    r = count_cost(model)
+    assert r.bops == convs * reports["birealnet18"].bops and r.flops == reports["birealnet18"].flops
+    assert close(r.bops, convs * 1.68e9)
+    assert close(r.ops, 1.39e8 + convs * 1.68e9 / 64)
+    assert close(r.ops, {4: 2.44e8, 5: 2.70e8, 9: 3.75e8}[convs])

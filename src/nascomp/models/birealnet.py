@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..quant.binary import BinaryConv2d
+from ..quant.multibase import binary_conv, parse_bases
 from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelCfg, register_model
 
 
@@ -29,11 +29,17 @@ def real_shortcut(cin: int, cout: int, stride: int) -> nn.Module:
 
 
 class BiRealUnit(nn.Module):
-    """``y = BN(BinaryConv3x3(x)) + shortcut(x)``: one binary conv with its own real-valued shortcut."""
+    """``y = BN(BinaryConv3x3(x)) + shortcut(x)``: one binary conv with its own real-valued shortcut.
 
-    def __init__(self, cin: int, cout: int, stride: int = 1):
+    ``bases`` ``"single"`` (Bi-Real) or ``"abcnet:MxN"`` (an ABC-Net conv, :mod:`nascomp.quant.multibase`);
+    Group-Net's branches are blocks of their own (:mod:`.multibase`).
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, bases: str = "single"):
         super().__init__()
-        self.conv = BinaryConv2d(cin, cout, 3, stride, 1, bias=False)
+        if parse_bases(bases).scheme == "groupnet":
+            raise ValueError("a Bi-Real unit has one conv; Group-Net branches are built by models.multibase")
+        self.conv = binary_conv(cin, cout, 3, stride, 1, bases)
         self.bn = nn.BatchNorm2d(cout)
         self.shortcut = real_shortcut(cin, cout, stride)
 
@@ -42,13 +48,13 @@ class BiRealUnit(nn.Module):
 
 
 def make_stages(
-    cin: int, widths: tuple[int, ...], units: tuple[int, ...], first_stride: int
+    cin: int, widths: tuple[int, ...], units: tuple[int, ...], first_stride: int, bases: str = "single"
 ) -> nn.Sequential:
     """Stages of ``units[i]`` units at ``widths[i]`` channels; every stage after the first starts with stride 2."""
     stages = []
     for i, (width, n) in enumerate(zip(widths, units, strict=True)):
         stride = first_stride if i == 0 else 2
-        stage = [BiRealUnit(cin if j == 0 else width, width, stride if j == 0 else 1) for j in range(n)]
+        stage = [BiRealUnit(cin if j == 0 else width, width, stride if j == 0 else 1, bases) for j in range(n)]
         stages.append(nn.Sequential(*stage))
         cin = width
     return nn.Sequential(*stages)
@@ -64,10 +70,11 @@ class BiRealNet(nn.Module):
         widths: tuple[int, ...],
         units: tuple[int, ...],
         num_classes: int,
+        bases: str = "single",
     ):
         super().__init__()
         self.stem = stem
-        self.stages = make_stages(stem_width, widths, units, first_stride=1)
+        self.stages = make_stages(stem_width, widths, units, first_stride=1, bases=bases)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(widths[-1], num_classes)
 

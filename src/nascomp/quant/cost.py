@@ -7,6 +7,10 @@ Convention of Bi-Real Net (Liu et al., ECCV 2018) and ReActNet (Liu et al., ECCV
 * bit widths are read from the module's ``wbits`` / ``abits`` attributes (32 when absent or ``None``);
   a layer with ``wbits * abits < 32 * 32`` gives ``BOPs = MACs * wbits * abits`` (binary: BOPs = MACs),
   any other layer gives ``FLOPs = MACs``;
+* a multiple-binary-base layer (ABC-Net, :mod:`nascomp.quant.multibase`) runs ``binary_convs`` binary
+  convolutions per call (M x N), read from that attribute (1 when absent): its BOPs are
+  ``MACs * wbits * abits * binary_convs`` with MACs those of one base. Group-Net's K branches are K times
+  the filters of one conv, so its MACs already count K convolutions;
 * ``OPs = FLOPs + BOPs / 64``;
 * BatchNorm, activations, pooling, sign and residual adds are free, unless ``include_other=True``: then
   BatchNorm costs one FLOP per output element (a folded scale and shift) and pooling one FLOP per window
@@ -47,6 +51,7 @@ class LayerCost:
     abits: int
     flops: int
     bops: int
+    convs: int = 1
 
 
 @dataclass
@@ -88,6 +93,14 @@ def layer_bits(module: nn.Module) -> tuple[int, int]:
     return bits[0], bits[1]
 
 
+def binary_convs(module: nn.Module) -> int:
+    """Binary convolutions one call of ``module`` runs (its ``binary_convs`` attribute; 1 when absent)."""
+    value = getattr(module, "binary_convs", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{type(module).__name__}.binary_convs must be a positive int, got {value!r}")
+    return value
+
+
 def _macs(module: nn.Module, out: torch.Tensor) -> int:
     """MACs of a conv or linear call; ``out`` is its output (batch of 1)."""
     if isinstance(module, nn.Conv2d):
@@ -127,7 +140,8 @@ def _row(name: str, module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> 
     macs = _macs(module, out)
     wbits, abits = layer_bits(module)
     if wbits * abits < FULL_PRECISION_BITS**2:
-        return LayerCost(name, kind, *shapes, macs, wbits, abits, 0, macs * wbits * abits)
+        convs = binary_convs(module)
+        return LayerCost(name, kind, *shapes, macs, wbits, abits, 0, macs * wbits * abits * convs, convs)
     return LayerCost(name, kind, *shapes, macs, wbits, abits, macs, 0)
 
 
@@ -228,7 +242,7 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 
 def format_cost_table(report: CostReport) -> str:
-    """A per-layer text table (name, type, shapes, MACs, W/A bits, FLOPs, BOPs) followed by the totals."""
+    """A per-layer text table (name, type, shapes, MACs, W/A bits [x binary convs], FLOPs, BOPs), then the totals."""
     header = ("layer", "type", "in", "out", "MACs", "W/A", "FLOPs", "BOPs")
     body = [
         (
@@ -237,7 +251,7 @@ def format_cost_table(report: CostReport) -> str:
             _shape(r.in_shape),
             _shape(r.out_shape),
             sci(r.macs),
-            f"{r.wbits}/{r.abits}",
+            f"{r.wbits}/{r.abits}" + (f" x{r.convs}" if r.convs > 1 else ""),
             sci(r.flops),
             sci(r.bops),
         )
