@@ -162,6 +162,7 @@ class NASBSearchConfig:
     augment: bool = True  # random crop (padding 4) + flip on both halves
     plot: bool = True  # draw alphas.png (matplotlib; seconds for 28 panels)
     binary_shortcut: bool = True  # False: binary ops without their real-valued shortcut (remedy ablation)
+    bases: str | None = None  # binary bases of every binary conv: single (None) | groupnet:K | abcnet:MxN
 
 
 NASB_SEARCH_PRESETS: dict[str, dict[str, Any]] = {
@@ -183,6 +184,7 @@ class NASBTrainConfig:
     seed: int = 0
     device: str = "auto"
     channels: int | None = None  # width C of a genotype network (default 16); not for --model
+    bases: str | None = None  # binary bases of a genotype network: single | groupnet:K | abcnet:MxN (None: the genotype's)
     layers: int = 8  # cells of a genotype network
     stages: int = 3  # 3: real -> binary acts -> binary all; 2: the last two; 1: fully binary only
     epochs: int = 2  # per stage
@@ -207,4 +209,7 @@ NASB_TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "demo": dict(layers=5, epochs=2, batch_size=64, augment=False),
     "quick": dict(layers=8, subset=6000, eval_subset=2000, epochs=3, batch_size=64),
     "paper": dict(layers=8, epochs=100, batch_size=128),
+    # all 50,000 CIFAR-10 images, 3 stages x 128 epochs (384 in all; see docs/NASB.md for whose schedule), for a GPU
+    # lease: resumable with --resume (checkpoint every epoch), --stop-after to end a lease cleanly
+    "full": dict(layers=8, subset=0, eval_subset=0, epochs=128, batch_size=256, lr=5e-4, eval_every=16),
 }
