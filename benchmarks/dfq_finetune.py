@@ -11,7 +11,8 @@ generated images, also across devices (up to the device's arithmetic).
         --variant preset --variant lr1e-3 student_lr=0.001 --runs runs/bench-ft [--write --title T]
 
 A variant is ``NAME [KEY=VALUE ...]`` with keys of ``DFQConfig`` (``device=cpu`` runs one on the CPU beside
-GPU ones); ``--set KEY=VALUE ...`` applies to every variant (e.g. ``data=`` another evaluation set: choose settings
+GPU ones; ``generator=direct`` replaces the source's generator by images optimised directly, with the same seed,
+count and method, so the image source is the only difference); ``--set KEY=VALUE ...`` applies to every variant (e.g. ``data=`` another evaluation set: choose settings
 on CIFAR-10 *train* images, then confirm on the test set with ``benchmarks/dfq_cifar10.py``); ``--no-tf32``
 turns off cuDNN's TF32 convolutions for all variants of the call.
 """
@@ -44,15 +45,20 @@ TITLE = "KD fine-tune settings on the same trained generators (CIFAR-10, ResNet-
 
 
 def run_variant(source: Path, cfg: DFQConfig, out: Path) -> dict:
-    """Calibrate and fine-tune with ``cfg``, starting from the trained generator of the run ``source``."""
+    """Calibrate and fine-tune with ``cfg``, starting from the trained generator of the run ``source`` (or, for a
+    variant with an untrained source such as ``generator=direct``, from that source's own image stage)."""
     if (out / "metrics.json").is_file():
         return json.loads((out / "metrics.json").read_text())
     ckpt = torch.load(source / "checkpoint.pt", map_location="cpu", weights_only=True)
     run = DFQRun(cfg, out=str(out), force=True, quiet=True)
-    run.generator.load_state_dict(ckpt["parts"]["generator"])
+    if cfg.generator == run_config(DFQConfig, source).generator:
+        run.generator.load_state_dict(ckpt["parts"]["generator"])
+    elif run.generator.trainable:
+        raise SystemExit(f"variant generator={cfg.generator}: it would need training; only sources without a "
+                         "generator to train (direct, noise) may replace the source's")
     run.results.fp_top1 = ckpt["results"]["fp_top1"]  # same teacher, same evaluation data
-    # the generator is trained: go straight to drawing the calibration set
-    run.progress.stage = [stage.name for stage in run.stages()].index("calibration set")
+    # the generator is trained (or there is none): go straight to the calibration set (drawn or optimised)
+    run.progress.stage = [stage.name for stage in run.stages()].index("generator") + 1
     return run.run()
 
 
@@ -103,8 +109,8 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
         f"Evaluated on: `{shown(base.data)}`",
         "",
         "| variant | generator | overrides | PTQ top-1 | block reconstruction top-1 | top-1 after each evaluated KD epoch "
-        "| delivered - PTQ | s / student step | s / reconstructed block |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| delivered - PTQ | s / student step | s / reconstructed block | run minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (name, generator), runs in results.items():
         curves = [scored(m) for m in runs]
@@ -115,15 +121,27 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
                  for part in ("student_step", "reconstruct_unit")}
         lines.append(f"| {name} | {generator} | {overrides} | {mean_spread([m['ptq_top1'] for m in runs])} "
                      f"| {mean_spread([m.get('recon_top1') for m in runs])} | {' / '.join(per_epoch) or '-'} "
-                     f"| {mean_spread(gain, '+.2f')} | {steps['student_step']} | {steps['reconstruct_unit']} |")
+                     f"| {mean_spread(gain, '+.2f')} | {steps['student_step']} | {steps['reconstruct_unit']} "
+                     f"| {mean_spread([m['seconds'] / 60 for m in runs], '.1f')} |")
     lines += ["", "Mean ± half-range over the sources of that generator (one trained generator each); same images for "
               "every variant of a source."]
     recon = {name: recon_budget(replace(base, **variants[name])) for name in variants}
     lines += [f"Variant {name}{text}." for name, text in recon.items() if text]
+    lines += [f"Variant {name}: {direct_budget(replace(base, **variants[name]))}." for name in variants
+              if replace(base, **variants[name]).generator == "direct"]
+    lines += ["Run minutes: wall time of the variant's stages (image source, calibration, reconstruction, KD, "
+              "evaluations), without the source's generator training."]
     text = "\n".join(lines)
     if args.write:
         write_section(args.title, text)
     return text
+
+
+def direct_budget(cfg: DFQConfig) -> str:
+    """The image budget of a ``generator=direct`` variant."""
+    count = cfg.calib_size + cfg.holdout_size
+    return (f"{count} images optimised directly (nascomp.recon.direct) in batches of {cfg.batch_size}, "
+            f"{cfg.direct_steps} Adam steps each at lr {cfg.direct_lr} (cosine), jitter {cfg.direct_jitter} px + flips")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,9 @@ DFQ_BUDGET_OPTIONS = (
     ("recon_round_lr", float, "Adam lr of AdaRound's rounding variables"),
     ("recon_step_lr", float, "Adam lr of the LSQ activation steps"),
     ("recon_drop", float, "QDrop: probability that an activation element stays full precision (0: plain BRECQ)"),
+    ("direct_steps", int, "--generator direct: Adam steps per batch of optimised images (default 200)"),
+    ("direct_lr", float, "--generator direct: Adam lr of the pixels, cosine to 0 (default 0.25)"),
+    ("direct_jitter", int, "--generator direct: largest random shift per step in pixels (default 2; 0: none)"),
 )
 
 
@@ -68,7 +71,8 @@ def _add_dfq(sub) -> None:
     p.add_argument("--model", help="model name (see `nascomp list`), default demo_net")
     p.add_argument("--weights", help="checkpoint of the full-precision model")
     p.add_argument("--data", "--eval-data", dest="data", help="evaluation data: demo, ImageFolder dir, .tar(.gz), cifar10")
-    p.add_argument("--generator", help="gdfq (default) | noise (Gaussian control) | autorecon-<name> (published "
+    p.add_argument("--generator", help="gdfq (default) | noise (Gaussian control) | direct (images optimised "
+                   "directly for BNS + CE with jitter and flips, ZeroQ/DeepInversion style) | autorecon-<name> (published "
                    "AutoReCon genotype, e.g. autorecon-cifar10-resnet20) | PATH/genotype.json | search (search "
                    "one first; its time is reported apart as search_seconds)")
     p.add_argument("--wbits", type=int, help="weight bits, 2..8 or 32 (default 4)")

@@ -20,7 +20,7 @@ class DFQConfig:
     model: str = "demo_net"
     weights: str | None = None
     data: str = "demo"  # evaluation data only: quantization never sees a real image
-    generator: str = "gdfq"  # gdfq | noise | autorecon-<name> | PATH/genotype.json | search
+    generator: str = "gdfq"  # gdfq | noise | direct | autorecon-<name> | PATH/genotype.json | search
     wbits: int = 4
     abits: int = 4
     preset: str = "demo"
@@ -55,6 +55,9 @@ class DFQConfig:
     recon_round_lr: float = 1e-3  # AdaRound's rounding variables
     recon_step_lr: float = 4e-4  # LSQ activation steps
     recon_drop: float = 0.5  # QDrop: probability that an activation element stays full precision (0: BRECQ)
+    direct_steps: int = 200  # --generator direct: Adam steps per batch of optimised images
+    direct_lr: float = 0.25  # --generator direct: Adam lr of the pixels (cosine to 0 over the steps)
+    direct_jitter: int = 2  # --generator direct: largest random circular shift per step, in pixels (0: none)
 
 
 DFQ_PRESETS: dict[str, dict[str, Any]] = {
@@ -89,7 +92,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "eval_batch_size": (1, 1 << 16), "subset": (0, 10**9), "eval_subset": (0, 10**9), "channels": (1, 4096),
     "layers": (1, 1000), "max_parameter_free": (0, 1000), "tau_max": (1e-6, 1e6), "tau_min": (1e-6, 1e6),
     "seed": (0, 2**63 - 1), "recon_iters": (0, 10**7), "recon_batch": (1, 1 << 16), "recon_round_lr": (0, 10),
-    "recon_step_lr": (0, 10), "recon_drop": (0, 1), "stages": (1, 3), "order": (1, 2), "wbits": (1, 32), "abits": (1, 32),
+    "recon_step_lr": (0, 10), "recon_drop": (0, 1), "direct_steps": (1, 10**7), "direct_lr": (0, 10), "direct_jitter": (0, 64),
+    "stages": (1, 3), "order": (1, 2), "wbits": (1, 32), "abits": (1, 32),
 }
 
 

@@ -34,3 +34,14 @@ def test_a_source_that_is_not_a_finished_calibset_run_is_refused(bench, tmp_path
     monkeypatch.setattr("sys.argv", ["dfq_finetune.py", "--sources", str(tmp_path)])
     with pytest.raises(SystemExit, match="not a finished calibset run"):
         bench.main()
+
+
+def test_a_direct_variant_replaces_the_sources_generator_by_optimised_images(bench, tmp_path):
+    cfg = resolve(DFQConfig, DFQ_PRESETS, "demo", dict(gen_steps=5, calib_size=64, epochs=1, batch_size=32,
+                                                        holdout_size=0))
+    source = tmp_path / "source"
+    run_dfq(cfg, out=str(source), quiet=True)
+    direct = bench.run_variant(source, replace(cfg, generator="direct", direct_steps=2), tmp_path / "d")
+    assert direct["generator"] == "direct" and "direct_step" in direct["seconds_per_step"]
+    assert "generator_step" not in direct["seconds_per_step"]
+    assert "2 Adam steps each" in bench.direct_budget(replace(cfg, generator="direct", direct_steps=2))

@@ -8,7 +8,8 @@ ECCV 2020). Two schedules share the same steps:
 - ``calibset`` (the ``quick`` preset): train the generator ``gen_steps`` steps, draw a fixed set of
   ``calib_size`` images with the teacher's logits, calibrate the ranges on it (PTQ), then fine-tune the
   student for ``epochs`` passes over the set, or (``fresh_images``) over ``calib_size`` newly drawn images
-  per epoch from the trained generator.
+  per epoch from the trained generator. With ``--generator direct`` the set is optimised pixel by pixel instead
+  (:mod:`nascomp.recon.direct`, one Adam step per unit, resumable inside a batch) and there is no generator.
 
 Accuracy is reported at the last epoch; the best epoch (selected on the evaluation data) only as a second,
 labelled figure. Every epoch ends with an atomic checkpoint, so ``--resume`` continues where a run stopped.
@@ -30,7 +31,7 @@ from ..errors import ConfigError
 from ..export.student import save_student
 from ..quant import check_bits, freeze_ranges, quantize_model, set_observing
 from ..quant.reconstruct import ReconSettings, capture, reconstruct_unit, reconstruction_units
-from ..recon import BNStatistics, freeze_teacher, generator_step
+from ..recon import BNStatistics, DirectOptimizer, DirectSettings, freeze_teacher, generator_step
 from ..recon.bns import batchnorm_layers
 from ..recon.objective import BNS_WEIGHT
 from .generator_choice import check_generator, search_seconds
@@ -38,6 +39,7 @@ from .kd import kd_loss
 from .sources import build_generator, eval_batches, load_teacher
 
 GENERATOR_CHECKPOINT_EVERY = 100  # generator steps between checkpoints
+DIRECT_CHECKPOINT_EVERY = 50  # direct image-optimisation steps between checkpoints
 METHODS = ("kd", "recon", "recon+kd")
 
 
@@ -60,7 +62,7 @@ class DFQRun(Run):
     job = "dfq"
     Results = Results
     parts = ("generator", "student", "student_opt", "gen_opt", "selected")
-    rank_parts = ("calib",)  # under torchrun each rank draws its own calibration set
+    rank_parts = ("calib", "direct")  # under torchrun each rank draws (or optimises) its own calibration set
 
     def check(self, cfg: DFQConfig) -> DFQConfig:
         return check_config(cfg)
@@ -84,6 +86,7 @@ class DFQRun(Run):
         self.student_opt = student_optimizer(self.student, cfg)
         self._student_replica: nn.Module | None = None
         self.units = reconstruction_units(self.student)
+        self.direct = self._direct_optimizer() if cfg.generator == "direct" else None
         self.calib: dict[str, torch.Tensor] = {}
         self.selected: dict[str, torch.Tensor] | None = None  # student state chosen on held-out generated images
 
@@ -97,7 +100,7 @@ class DFQRun(Run):
             teacher,
             Stage("generator", cfg.gen_steps if self.gen_opt else 0, self._train_generator, record=False,
                   checkpoint_every=GENERATOR_CHECKPOINT_EVERY, unit="step"),
-            Stage("calibration set", 1, self._draw_calibration_set, record=False, unit="pass"),
+            self._calibration_set_stage(),
             Stage("calibrate", 1, self._calibrate, record=False, unit="pass"),
             *([Stage("reconstruct", len(self.units), self._reconstruct_unit, end=self._end_reconstruction,
                      unit="block")] if cfg.method.startswith("recon") else []),
@@ -156,6 +159,50 @@ class DFQRun(Run):
     def _train_generator(self, _: int) -> dict[str, Any]:
         batch = self._generator_step()
         return {"L_r": batch.loss, "bns": batch.bns}
+
+    def _calibration_set_stage(self) -> Stage:
+        if self.direct is None:
+            return Stage("calibration set", 1, self._draw_calibration_set, record=False, unit="pass")
+        cfg = self.cfg
+        batches = -(-(cfg.calib_size + cfg.holdout_size) // cfg.batch_size)
+        return Stage("direct images", batches * cfg.direct_steps, self._direct_step, end=self._end_direct,
+                     record=False, checkpoint_every=DIRECT_CHECKPOINT_EVERY, unit="step")
+
+    def _direct_optimizer(self) -> DirectOptimizer:
+        cfg, mcfg = self.cfg, self.teacher.default_cfg
+        settings = DirectSettings(steps=cfg.direct_steps, lr=cfg.direct_lr, jitter=cfg.direct_jitter)
+        return DirectOptimizer(self.teacher, self.bns, mcfg.input_size, mcfg.num_classes, settings, self.device)
+
+    def _direct_step(self, unit: int) -> dict[str, Any]:
+        """Step ``unit % direct_steps`` of image batch ``unit // direct_steps`` (a new batch starts at step 0);
+        a finished batch joins the calibration set with the teacher's logits on it."""
+        cfg, direct = self.cfg, self.direct
+        if unit % cfg.direct_steps == 0:
+            first = unit // cfg.direct_steps * cfg.batch_size
+            direct.start(min(cfg.batch_size, cfg.calib_size + cfg.holdout_size - first), first_label=first)
+        row = self.timed("direct_step", direct.update)
+        if direct.done:
+            batch = direct.result()
+            for key in ("images", "labels", "logits"):
+                self.calib[key] = torch.cat([self.calib[key], batch[key]]) if key in self.calib else batch[key]
+            for key in ("L_r", "bns"):
+                self.calib[f"batch_{key}"] = torch.cat([self.calib.get(f"batch_{key}", torch.zeros(0)),
+                                                        torch.tensor([batch[key]])])
+            direct.load_state_dict({})  # nothing in progress: checkpoints stay small
+        return row
+
+    def _end_direct(self) -> None:
+        """Split the optimised images into the calibration set and the held-out images, as a drawn set is."""
+        n, held, calib = self.cfg.calib_size, self.cfg.holdout_size, self.calib
+        r = self.results
+        r.calib_lr, r.calib_bns = calib.pop("batch_L_r").mean().item(), calib.pop("batch_bns").mean().item()
+        images, labels, logits = calib["images"], calib["labels"], calib["logits"]
+        self.calib = {"images": images[:n], "labels": labels[:n], "logits": logits[:n]}
+        if held:
+            self.calib |= {"holdout_images": images[n:n + held], "holdout_labels": labels[n:n + held],
+                           "holdout_logits": logits[n:n + held]}
+        self.log(f"calibration set: {n} directly optimised images ({self.cfg.direct_steps} steps each), "
+                 f"L_r {r.calib_lr:.4g}, BNS {r.calib_bns:.4g}")
 
     @torch.no_grad()
     def _draw_calibration_set(self, _: int) -> dict[str, Any]:
@@ -348,6 +395,11 @@ def check_config(cfg: DFQConfig) -> DFQConfig:
     if cfg.batch_size < 2:
         raise ConfigError(f"batch_size={cfg.batch_size}: BN statistics need a batch of at least 2")
     check_generator(cfg.generator)
+    if cfg.generator == "direct" and cfg.schedule != "calibset":
+        raise ConfigError("--generator direct optimises a fixed calibration set: use --schedule calibset")
+    if cfg.generator == "direct" and cfg.fresh_images and cfg.method != "recon":
+        raise ConfigError("--generator direct cannot draw fresh images for each KD epoch (each image costs "
+                          f"{cfg.direct_steps} optimisation steps): add --no-fresh-images")
     return cfg
 
 

@@ -1,0 +1,56 @@
+"""``nascomp dfq --generator direct``: images optimised directly are the calibration set of any method."""
+
+import json
+
+import pytest
+
+from interrupt import interrupted
+from nascomp.cli import main
+from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
+from nascomp.dfq import run_dfq
+
+TINY = dict(generator="direct", direct_steps=5, calib_size=64, holdout_size=0, batch_size=32, epochs=1)
+
+
+def _cfg(**kw) -> DFQConfig:
+    return resolve(DFQConfig, DFQ_PRESETS, "demo", {**TINY, **kw})
+
+
+def test_dfq_generator_direct_runs_end_to_end_on_the_demo(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["dfq", "--generator", "direct", "--direct-steps", "3", "--calib-size", "64", "--holdout-size", "0",
+            "--batch-size", "32", "--epochs", "1", "--out", str(out), "--json", "--quiet"]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["generator"] == "direct" and printed["dfq_top1"] == metrics["dfq_top1"] > 50
+    assert "direct_step" in metrics["seconds_per_step"] and "generator_step" not in metrics["seconds_per_step"]
+    assert metrics["calib_bns"] is not None
+    assert "calibration set: 64 directly optimised images (3 steps each)" in (out / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("method", ["recon", "recon+kd"])
+def test_the_direct_images_feed_block_reconstruction_too(tmp_path, method):
+    metrics = run_dfq(_cfg(method=method, recon_iters=5, recon_batch=8), out=str(tmp_path / "r"), quiet=True)
+    assert metrics["recon_top1"] is not None and metrics["generator"] == "direct"
+
+
+def test_a_run_interrupted_inside_a_batch_of_direct_images_resumes_to_the_same_numbers(tmp_path, monkeypatch):
+    monkeypatch.setattr("nascomp.dfq.pipeline.DIRECT_CHECKPOINT_EVERY", 4)  # cut at step 7: 4 saved, mid-batch
+    drop = ("seconds", "run_dir", "seconds_per_step")
+    full = run_dfq(_cfg(), out=str(tmp_path / "full"), quiet=True)
+    with interrupted(monkeypatch, "direct images", 7):
+        run_dfq(_cfg(), out=str(tmp_path / "cut"), quiet=True)
+    resumed = run_dfq(_cfg(), resume=str(tmp_path / "cut"), quiet=True)
+    assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in full.items() if k not in drop}
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--schedule", "gdfq", "--epochs", "2", "--warmup-epochs", "1", "--iters-per-epoch", "2"], "--schedule calibset"),
+    (["--fresh-images"], "--no-fresh-images"), (["--direct-steps", "0"], "--direct-steps 0"),
+    (["--direct-jitter", "-1"], "--direct-jitter"),
+])
+def test_bad_direct_options_are_one_line_and_exit_2(tmp_path, capsys, argv, needle):
+    assert main(["dfq", "--generator", "direct", "--out", str(tmp_path / "r"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and not (tmp_path / "r").exists()
