@@ -94,6 +94,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "seed": (0, 2**63 - 1), "recon_iters": (0, 10**7), "recon_batch": (1, 1 << 16), "recon_round_lr": (0, 10),
     "recon_step_lr": (0, 10), "recon_drop": (0, 1), "direct_steps": (1, 10**7), "direct_lr": (0, 10), "direct_jitter": (0, 64),
     "stages": (1, 3), "order": (1, 2), "wbits": (1, 32), "abits": (1, 32),
+    "workers": (0, 256), "input_side": (1, 4096),
 }
 
 

@@ -9,6 +9,7 @@ unexpected keys, and, where another registered model of the same family fits, th
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -23,20 +24,20 @@ _NESTED_KEYS = ("state_dict", "model", "model_state_dict", "student")
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict from ``path`` (torch pickle or safetensors), prefix ``module.`` stripped."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; pass --weights with the checkpoint file in it")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found; pass --weights with the path of an existing file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj: object = load_file(str(path))
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"checkpoint {path} could not be read ({first[:120]}); is it a PyTorch/safetensors file and complete?"
-        ) from None
+        what = "is not a regular file" if path.exists() else "not found"
+        raise CheckpointError(f"checkpoint {path} {what}; pass --weights with the path of an existing file")
+    if path.suffix == ".safetensors":
+        obj: object = read_safetensors(path)
+    else:
+        try:
+            with warnings.catch_warnings():  # torch warns about foreign pickle protocols: the error line says it
+                warnings.simplefilter("ignore")
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any failure to parse an untrusted file (a text file: KeyError)
+            raise _unreadable(path, e) from None
     if isinstance(obj, dict):
         for key in _NESTED_KEYS:
             if isinstance(obj.get(key), dict):
@@ -45,6 +46,26 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"checkpoint {path} holds no state dict (a dict of tensors); save model.state_dict()")
     return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file; a damaged, truncated or foreign file is one CheckpointError line."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError, MemoryError) as e:
+        raise _unreadable(Path(path), e) from None
+
+
+def _unreadable(path: Path, e: BaseException) -> CheckpointError:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if isinstance(e, KeyError | UnicodeDecodeError | pickle.UnpicklingError | zipfile.BadZipFile):
+        first = f"{type(e).__name__}: {first}"
+    return CheckpointError(
+        f"checkpoint {path} could not be read ({first[:120]}); is it a PyTorch/safetensors file and complete?"
+    )
 
 
 def _mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str], list[str]]:

@@ -87,7 +87,7 @@ class Genotype:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise ConfigError(f"{source}: not a genotype file (format {found!r}, expected {FORMAT!r}); {fix}")
         version = data.get("version")
-        if version != VERSION:
+        if type(version) is not int or version != VERSION:  # true == 1 in Python, not in a version field
             raise ConfigError(
                 f"{source}: genotype version {version!r} is not supported (this nascomp reads version {VERSION}); "
                 "upgrade nascomp or re-derive the genotype"
@@ -128,6 +128,10 @@ class Genotype:
             raise ConfigError(
                 f"{source}: not valid JSON ({err}); fix the file or re-derive the genotype"
             ) from None
+        except RecursionError:
+            raise ConfigError(
+                f"{source}: JSON nested too deeply to be a genotype; fix the file or re-derive the genotype"
+            ) from None
         genotype = cls.from_dict(data, source=source)
         if space is not None:
             validate(genotype, space)
@@ -148,7 +152,15 @@ class Genotype:
             raise ConfigError(
                 f"{path}: genotype file not found; give the path of a genotype.json written by a search"
             )
-        return cls.from_json(path.read_text(), space=space, source=str(path))
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ConfigError(
+                f"{path}: not UTF-8 text (byte {err.start}); a genotype is a JSON file written by a search"
+            ) from None
+        except OSError as err:
+            raise ConfigError(f"{path}: genotype file cannot be read ({err.strerror}); check its permissions") from None
+        return cls.from_json(text, space=space, source=str(path))
 
 
 def _dump(value: Any, level: int) -> str:
