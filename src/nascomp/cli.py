@@ -60,6 +60,10 @@ DFQ_BUDGET_OPTIONS = (
     ("recon_round_lr", float, "Adam lr of AdaRound's rounding variables"),
     ("recon_step_lr", float, "Adam lr of the LSQ activation steps"),
     ("recon_drop", float, "QDrop: probability that an activation element stays full precision (0: plain BRECQ)"),
+    ("recon_weight_quant", str, "weight quantizer learned in reconstruction: adaround (default) | lsq (learned "
+     "per-channel steps) | uniform (calibrated grid kept)"),
+    ("recon_act_quant", str, "activation quantizer learned in reconstruction: lsq (default) | uniform (calibrated range "
+     "kept)"),
     ("direct_steps", int, "--generator direct: Adam steps per batch of optimised images (default 200)"),
     ("direct_lr", float, "--generator direct: Adam lr of the pixels, cosine to 0 (default 0.25)"),
     ("direct_jitter", int, "--generator direct: largest random shift per step in pixels (default 2; 0: none)"),
@@ -154,9 +158,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--model", help="model name; omit when --weights is a dfq run folder")
     p.add_argument("--weights", required=True, help="checkpoint file, or a dfq run folder (quantized student)")
     p.add_argument("--data", required=True, help="labelled data: demo, ImageFolder dir, .tar(.gz), cifar10")
-    p.add_argument("--batch-size", type=_ranged("eval_batch_size"), default=500,
-                   help="images per evaluation batch (default 500)")
-    p.add_argument("--workers", type=_ranged("workers"), help="processes decoding image files (default: every core; 0 = none)")
+    p.add_argument("--batch-size", type=_positive_int, default=500, help="images per evaluation batch (default 500)")
+    p.add_argument("--workers", type=int, help="processes decoding image files (default: every core; 0 = none)")
     p.add_argument("--interpolation", choices=("bicubic", "bilinear"), help="resize of image files (default: the model's)")
     _common(p)
     p.set_defaults(func=_cmd_eval)
@@ -195,9 +198,9 @@ def _add_cost(sub) -> None:
     p = sub.add_parser("cost", help="params, size, FLOPs, BOPs and OPs = FLOPs + BOPs/64, with a per-layer table")
     p.add_argument("--model", help="registered model name (see `nascomp list`), e.g. birealnet18")
     p.add_argument("--genotype", help="a NASB genotype.json (or search run folder): its fully binary network")
-    p.add_argument("--channels", type=_ranged("channels"), default=16, help="width C of a genotype network (default 16)")
-    p.add_argument("--layers", type=_ranged("layers"), default=8, help="cells of a genotype network (default 8)")
-    p.add_argument("--input", type=_input_size, help="input size CxHxW (default: the model's own; 3x32x32 for a genotype)")
+    p.add_argument("--channels", type=int, default=16, help="width C of a genotype network (default 16)")
+    p.add_argument("--layers", type=int, default=8, help="cells of a genotype network (default 8)")
+    p.add_argument("--input", help="input size CxHxW (default: the model's own; 3x32x32 for a genotype)")
     p.add_argument("--include-other", action="store_true", help="also count BatchNorm and pooling as FLOPs")
     p.add_argument("--json", action="store_true", help="print the totals and layer rows as one JSON object")
     p.set_defaults(func=_cmd_cost)
@@ -325,33 +328,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
     return value
-
-
-def _ranged(field: str) -> Callable[[str], int]:
-    """An argparse type: a whole number within ``config.RANGES[field]`` (checked at parse time)."""
-    from .config import RANGES
-
-    low, high = RANGES[field]
-
-    def parse(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is not a whole number from {low:g} to {high:g}")
-        return value
-
-    return parse
-
-
-def _input_size(text: str) -> str:
-    """``--input CxHxW`` with each side within ``config.RANGES["input_side"]`` (a huge one would only fail
-    after allocating it); the format itself is checked where it is read."""
-    from .config import RANGES
-
-    low, high = RANGES["input_side"]
-    parts = text.lower().split("x")
-    if all(p.isdigit() for p in parts) and any(not low <= int(p) <= high for p in parts):
-        raise argparse.ArgumentTypeError(f"{text}: each of C, H and W must be from {low:g} to {high:g}")
-    return text
 
 
 def build_parser() -> argparse.ArgumentParser:

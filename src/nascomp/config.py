@@ -55,6 +55,8 @@ class DFQConfig:
     recon_round_lr: float = 1e-3  # AdaRound's rounding variables
     recon_step_lr: float = 4e-4  # LSQ activation steps
     recon_drop: float = 0.5  # QDrop: probability that an activation element stays full precision (0: BRECQ)
+    recon_weight_quant: str = "adaround"  # weight quantizer learned in reconstruction: adaround | lsq | uniform
+    recon_act_quant: str = "lsq"  # activation quantizer learned in reconstruction: lsq | uniform
     direct_steps: int = 200  # --generator direct: Adam steps per batch of optimised images
     direct_lr: float = 0.25  # --generator direct: Adam lr of the pixels (cosine to 0 over the steps)
     direct_jitter: int = 2  # --generator direct: largest random circular shift per step, in pixels (0: none)

@@ -31,6 +31,7 @@ from ..errors import ConfigError
 from ..export.student import save_student
 from ..quant import check_bits, freeze_ranges, quantize_model, set_observing
 from ..quant.reconstruct import ReconSettings, capture, reconstruct_unit, reconstruction_units
+from ..quant.registry import quantizer_class
 from ..recon import BNStatistics, DirectOptimizer, DirectSettings, freeze_teacher, generator_step
 from ..recon.bns import batchnorm_layers
 from ..recon.objective import BNS_WEIGHT
@@ -237,7 +238,8 @@ class DFQRun(Run):
         inputs = capture(self.student.eval(), name, images, "input", cfg.recon_batch * 8)
         targets = capture(self.teacher, name, images, "output", cfg.recon_batch * 8)
         settings = ReconSettings(iters=cfg.recon_iters, batch_size=cfg.recon_batch, round_lr=cfg.recon_round_lr,
-                                 step_lr=cfg.recon_step_lr, drop=cfg.recon_drop)
+                                 step_lr=cfg.recon_step_lr, drop=cfg.recon_drop, weight_quant=cfg.recon_weight_quant,
+                                 act_quant=cfg.recon_act_quant)
         before, after = self.timed("reconstruct_unit", reconstruct_unit, self.student.get_submodule(name), inputs,
                                    targets, settings)
         broadcast_state(self.student)  # under torchrun rank 0's reconstruction is the one kept
@@ -360,6 +362,8 @@ class DFQRun(Run):
             "selected_epoch": r.selected_epoch,
             "dfq_best_top1": best["top1"] if best else None, "dfq_best_epoch": best["epoch"] if best else None,
             "wbits": cfg.wbits, "abits": cfg.abits, "generator": cfg.generator, "schedule": cfg.schedule,
+            **({"recon_quantizers": {"weight": cfg.recon_weight_quant, "activation": cfg.recon_act_quant}}
+               if cfg.method != "kd" else {}),
             "calib_lr": r.calib_lr, "calib_bns": r.calib_bns, "search_seconds": search_seconds(self.rundir.path),
             "seconds_per_step": self.seconds_per_call(), "seconds": self.seconds,
             "processes": self.dist.world_size, "run_dir": str(self.rundir.path), "history": history,
@@ -386,6 +390,7 @@ def check_config(cfg: DFQConfig) -> DFQConfig:
         raise ConfigError("the calibset schedule needs calib_size >= 1")
     if cfg.method not in METHODS:
         raise ConfigError(f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
+    quantizer_class("weight", cfg.recon_weight_quant), quantizer_class("activation", cfg.recon_act_quant)
     if cfg.method != "kd" and cfg.schedule != "calibset":
         raise ConfigError(f"--method {cfg.method} reconstructs on the calibration set: use --schedule calibset")
     if cfg.student_optimizer not in ("sgd", "adam"):

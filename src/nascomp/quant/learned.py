@@ -24,6 +24,12 @@ or down. With ``h(V) = clamp(sigmoid(V) * (zeta - gamma) + gamma, 0, 1)``, zeta 
     hard:      h = 1[V >= 0], so W~ lies on the grid, within one step of round-to-nearest
 
 V starts where h(V) equals the fractional part of W / s (soft rounding = the float weight at the start).
+
+Both are built from a calibrated quantizer (``for_weight`` / ``for_act``) and, after learning, fold back into it
+(``fold_weight`` / ``fold_act``): the weights become their grid values, the uniform weight quantizer keeps that grid
+fixed (``fix_grid``) and the activation quantizer takes the learned range, so a frozen model holds only the
+uniform quantizers of :mod:`.quantizers` (branch-free, what export traces). They are chosen by name in
+:mod:`.registry`.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import math
 import torch
 from torch import nn
 
-from .quantizers import qparams
+from .quantizers import ActQuantizer, WeightQuantizer, qparams
 
 ZETA, GAMMA = 1.1, -0.1
 
@@ -58,7 +64,9 @@ def lsq_quantize(v: torch.Tensor, step: torch.Tensor, zero: torch.Tensor, qmax: 
 class LSQQuantizer(nn.Module):
     """A uniform quantizer with a learned step (one per tensor, or one per output channel for weights).
 
-    ``numel`` is N of the gradient scale 1 / sqrt(N * Q_P): the values that one step serves (None: the
+    Forward Q(v) = (clamp(round(v / s) + z, 0, q_max) - z) * s; gradient dQ/dv = 1 inside the grid, 0 outside;
+    dQ/ds = round(v/s) - v/s inside, -z below, q_max - z above, scaled by 1 / sqrt(N * Q_P) (Esser et al., ICLR
+    2020, eq. 3 and section 2.2; the module docstring). ``numel`` is N: the values that one step serves (None: the
     features of one sample of the first input, as for an activation).
     """
 
@@ -84,6 +92,29 @@ class LSQQuantizer(nn.Module):
         scale, zero = qparams(lo, hi, bits)
         return cls(scale, zero, bits, numel)
 
+    @classmethod
+    def for_weight(cls, weight: torch.Tensor, calibrated: WeightQuantizer, bits: int) -> LSQQuantizer:
+        """Per-output-channel steps from the calibrated weight grid (N = the weights of one output channel)."""
+        lo, hi = calibrated._range(weight)
+        return cls.from_range(lo, hi, bits, numel=weight[0].numel())
+
+    @classmethod
+    def for_act(cls, calibrated: ActQuantizer) -> LSQQuantizer:
+        """One step from the calibrated activation range."""
+        return cls.from_range(calibrated.lo, calibrated.hi, calibrated.bits)
+
+    @torch.no_grad()
+    def fold_weight(self, weight: torch.Tensor, calibrated: WeightQuantizer) -> None:
+        """``weight`` := Q(weight) on the learned grid, which ``calibrated`` keeps fixed from now on."""
+        weight.copy_(self(weight))
+        calibrated.fix_grid(*self.range())
+
+    @torch.no_grad()
+    def fold_act(self, calibrated: ActQuantizer) -> None:
+        """``calibrated`` takes the learned range."""
+        lo, hi = self.range()
+        calibrated.lo.copy_(lo), calibrated.hi.copy_(hi)
+
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         if self.numel is None:
             self.numel = v[0].numel()
@@ -106,6 +137,9 @@ def rectified_sigmoid(v: torch.Tensor) -> torch.Tensor:
 class AdaRoundQuantizer(nn.Module):
     """Per-output-channel weight quantizer with learned rounding ``V`` on a fixed grid (``scale``, ``zero``).
 
+    Forward W~ = (clamp(floor(W / s) + h(V) + z, 0, q_max) - z) * s with h(V) = clamp(sigmoid(V) (zeta - gamma) +
+    gamma, 0, 1); the gradient reaches V only, dW~/dV = s * h'(V) inside the grid (the weights stay fixed); the
+    regulariser sum(1 - |2 h(V) - 1|^beta) drives h to 0 or 1 (Nagel et al., ICML 2020; the module docstring).
     ``hard`` switches from the soft rounding h(V) to 1[V >= 0]; :meth:`integers` gives the integer weights.
     """
 
@@ -120,6 +154,19 @@ class AdaRoundQuantizer(nn.Module):
         rest = (w - w.floor()).clamp(1e-4, 1 - 1e-4)  # h(V) = rest at the start
         self.v = nn.Parameter(-torch.log((ZETA - GAMMA) / (rest - GAMMA) - 1))
         self.hard = False
+
+    @classmethod
+    def for_weight(cls, weight: torch.Tensor, calibrated: WeightQuantizer, bits: int) -> AdaRoundQuantizer:
+        """Learned rounding on the calibrated weight grid."""
+        lo, hi = calibrated._range(weight)
+        return cls(weight, *qparams(lo, hi, bits), bits)
+
+    @torch.no_grad()
+    def fold_weight(self, weight: torch.Tensor, calibrated: WeightQuantizer) -> None:
+        """Hard rounding: ``weight`` := its grid value, which ``calibrated`` keeps fixed from now on."""
+        self.hard = True
+        weight.copy_(self())
+        calibrated.fix_grid(-self.zero * self.scale, (self.qmax - self.zero) * self.scale)
 
     def rounding(self) -> torch.Tensor:
         """h(V) (soft) or 1[V >= 0] (hard): what is added to floor(W / s)."""

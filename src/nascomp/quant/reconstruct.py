@@ -10,7 +10,9 @@ with f / f_q the full-precision / quantized unit, x / x_q its input in the full-
 the squared error summed over channels and averaged over the batch and positions (BRECQ's code). Weights learn
 their rounding (AdaRound, :class:`~.learned.AdaRoundQuantizer`; lambda = 0.01, beta 20 -> 2 after a 20 %
 warm-up), activations their step sizes (LSQ, :class:`~.learned.LSQQuantizer`), both from the calibrated grids,
-Adam with a cosine decay. QDrop (Wei et al., ICLR 2022): while reconstructing, each activation element is
+Adam with a cosine decay. Which quantizers learn is chosen by name (:mod:`.registry`): weights ``adaround``
+(default), ``lsq`` (learned per-channel steps, weights rounded to nearest) or ``uniform`` (the calibrated grid kept),
+activations ``lsq`` (default) or ``uniform``. QDrop (Wei et al., ICLR 2022): while reconstructing, each activation element is
 quantized with probability 1 - p and kept full precision with probability p (p = 0: plain BRECQ).
 Afterwards the rounding is hard: every weight is stored as its value on the grid, the weight quantizer keeps
 that grid fixed, and each activation quantizer takes its learned range. A unit whose error on the calibration
@@ -29,9 +31,9 @@ import torch
 from torch import nn
 
 from ..engine.loop import lr_factor
-from .learned import AdaRoundQuantizer, LSQQuantizer, beta_schedule
+from .learned import AdaRoundQuantizer, beta_schedule
 from .modules import _Quantized
-from .quantizers import qparams
+from .registry import learns, quantizer_class
 
 RESIDUAL_BLOCKS = ("BasicBlock", "Bottleneck", "InvertedResidual")
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -45,6 +47,11 @@ class ReconSettings:
     step_lr: float = 4e-4  # Adam lr of the LSQ activation steps
     drop: float = 0.5  # QDrop: probability that an activation element stays full precision
     round_weight: float = 0.01  # lambda of the rounding regulariser
+    weight_quant: str = "adaround"  # registry name: adaround | lsq | uniform (calibrated grid kept)
+    act_quant: str = "lsq"  # registry name: lsq | uniform
+
+    def __post_init__(self) -> None:
+        quantizer_class("weight", self.weight_quant), quantizer_class("activation", self.act_quant)
 
 
 def reconstruction_units(model: nn.Module) -> list[str]:
@@ -127,19 +134,26 @@ def reconstruct_unit(unit: nn.Module, inputs: torch.Tensor, targets: torch.Tenso
     frozen = [(p, p.requires_grad) for p in unit.parameters()]
     for p, _ in frozen:
         p.requires_grad_(False)
+    weight_cls = quantizer_class("weight", settings.weight_quant)
+    act_cls = quantizer_class("activation", settings.act_quant)
     rounding, steps, saved = [], [], []
     for layer in layers:
         saved.append((layer, layer.weight_quant, layer.act_quant))
-        if layer.wbits < 32:
-            lo, hi = layer.weight_quant._range(layer.weight)
-            layer.weight_quant = AdaRoundQuantizer(layer.weight, *qparams(lo, hi, layer.wbits), layer.wbits)
-            rounding.append(layer.weight_quant)
+        if layer.wbits < 32 and learns(weight_cls):
+            layer.weight_quant = weight_cls.for_weight(layer.weight, layer.weight_quant, layer.wbits)
+            (rounding if isinstance(layer.weight_quant, AdaRoundQuantizer) else steps).append(layer.weight_quant)
         if layer.abits < 32 and layer.act_quant.initialised:
-            lsq = LSQQuantizer.from_range(layer.act_quant.lo, layer.act_quant.hi, layer.abits)
-            layer.act_quant = QDrop(lsq, settings.drop)
-            steps.append(lsq)
+            inner = act_cls.for_act(layer.act_quant) if learns(act_cls) else layer.act_quant
+            layer.act_quant = QDrop(inner, settings.drop)
+            if learns(act_cls):
+                steps.append(inner)
     groups = [{"params": [q.v for q in rounding], "lr": settings.round_lr},
               {"params": [q.step for q in steps], "lr": settings.step_lr}]
+    if not rounding and not steps:  # uniform weights and activations: nothing to learn
+        _harden(saved)
+        for p, requires_grad in frozen:
+            p.requires_grad_(requires_grad)
+        return before, before
     optimizer = torch.optim.Adam([g for g in groups if g["params"]])
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     unit.train()  # QDrop draws its masks in training mode; BatchNorm must keep its running statistics
@@ -170,15 +184,13 @@ def reconstruct_unit(unit: nn.Module, inputs: torch.Tensor, targets: torch.Tenso
 
 @torch.no_grad()
 def _harden(saved: list[tuple[_Quantized, nn.Module, nn.Module]]) -> None:
-    """Hard rounding: the weights become their grid values and the calibrated quantizers come back, the weight
-    quantizer with that grid fixed, the activation quantizer with its learned range."""
+    """Fold every learned quantizer back into the calibrated one it started from: the weights become their grid
+    values (hard rounding for AdaRound) with that grid fixed, the activation quantizer takes its learned range."""
     for layer, weight_quant, act_quant in saved:
         learned_w, learned_a = layer.weight_quant, layer.act_quant
-        if isinstance(learned_w, AdaRoundQuantizer):
-            learned_w.hard = True
-            layer.weight.copy_(learned_w())
-            weight_quant.fix_grid(-learned_w.zero * learned_w.scale, (learned_w.qmax - learned_w.zero) * learned_w.scale)
-        if isinstance(learned_a, QDrop):
-            lo, hi = learned_a.quantizer.range()
-            act_quant.lo.copy_(lo), act_quant.hi.copy_(hi)
+        if learned_w is not weight_quant:
+            learned_w.fold_weight(layer.weight, weight_quant)
+        inner = learned_a.quantizer if isinstance(learned_a, QDrop) else learned_a
+        if inner is not act_quant:
+            inner.fold_act(act_quant)
         layer.weight_quant, layer.act_quant = weight_quant, act_quant
