@@ -34,6 +34,18 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
     p.add_argument("--stop-after", type=_seconds, metavar="SECONDS",
                    help="stop at the first checkpoint after this much wall time (exit 3); continue with --resume")
+    p.add_argument("--keep-checkpoint", action="store_true",
+                   help="keep checkpoint.pt once the run has finished (by default it is removed after the artefacts and "
+                   "report.md are written: it only serves --resume)")
+
+
+def _finish_run(metrics: dict, a: argparse.Namespace) -> None:
+    """After a finished run, in the process that writes (rank 0): report.md, then the resume checkpoint removed
+    unless --keep-checkpoint."""
+    if os.environ.get("RANK", "0") == "0":
+        from .report import finish_run
+
+        finish_run(metrics["run_dir"], keep_checkpoint=a.keep_checkpoint)
 
 
 # DFQConfig fields that override the preset, one --option each (underscores become dashes)
@@ -103,6 +115,7 @@ def _cmd_dfq(a: argparse.Namespace) -> dict:
             *(name for name, _, _ in DFQ_BUDGET_OPTIONS))
     cfg = resolve(DFQConfig, DFQ_PRESETS, preset, {k: getattr(a, k) for k in keys})
     metrics = run_dfq(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
+    _finish_run(metrics, a)
     if not a.json:
         _print_table(f"W{cfg.wbits}A{cfg.abits} {cfg.model} ({cfg.generator} generator, {cfg.schedule})", [
             ("FP teacher", metrics["fp_top1"]), ("PTQ (generated calibration)", metrics["ptq_top1"]),
@@ -136,6 +149,7 @@ def _cmd_search_generator(a: argparse.Namespace) -> dict:
     keys = ("model", "weights", "order", "batch_size", "epochs", "steps_per_epoch", "channels", "seed", "device")
     cfg = resolve(GeneratorSearchConfig, GENERATOR_SEARCH_PRESETS, preset, {k: getattr(a, k) for k in keys})
     m = run_generator_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
+    _finish_run(m, a)
     if not a.json:
         print(f"generator search for {cfg.model} ({preset} preset, order {cfg.order}): {m['steps']} steps")
         print(f"  L_r {m['lr_first']:.4g} (epoch 1) -> {m['lr_last']:.4g} (epoch {m['epochs']}), BNS {m['bns_last']:.4g}")
@@ -191,7 +205,27 @@ def _cmd_list(a: argparse.Namespace) -> dict:
             c = model_entry(n).cfg
             print(f"{n:24s} input {'x'.join(map(str, c.input_size)):10s} classes {c.num_classes}")
         print("torchvision:<name>       any torchvision classifier (weights from --weights)")
+        print("timm:<name>              any timm model (pip install 'nascomp[timm]'; weights from --weights; "
+              "`nascomp list 'timm:*resnet*'` lists them)")
     return {"models": names}
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="(re)write RUN/report.md: results, loss curves, generated images, architecture "
+                       "weights, cost table (PNGs in RUN/report/)")
+    p.add_argument("run", metavar="RUN", help="a finished run folder (the --out of dfq, search-generator, nasb search "
+                   "or nasb train)")
+    p.add_argument("--json", action="store_true", help="print {report, figures} as one JSON object")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(a: argparse.Namespace) -> dict:
+    from .report import write_report
+
+    report = write_report(a.run)
+    if not a.json:
+        print(f"{report.path} ({len(report.figures)} figures)")
+    return {"report": str(report.path), "figures": [str(p) for p in report.figures]}
 
 
 def _add_cost(sub) -> None:
@@ -272,6 +306,7 @@ def _cmd_nasb_search(a: argparse.Namespace) -> dict:
             "device")
     cfg = resolve(NASBSearchConfig, NASB_SEARCH_PRESETS, _nasb_preset(a), {k: getattr(a, k) for k in keys})
     m = run_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
+    _finish_run(m, a)
     if not a.json:
         print(f"NASB search on {cfg.data} ({cfg.preset} preset, {cfg.relaxation}, order {cfg.order}): {m['steps']} steps")
         print(f"  parameter-free edges kept: {m['parameter_free']}; derived network OPs {m['cost']['ops']:.3g}")
@@ -289,6 +324,7 @@ def _cmd_nasb_train(a: argparse.Namespace) -> dict:
             "stage1_act", "channels", "layers", "epochs", "batch_size", "subset", "eval_subset", "seed", "device")
     cfg = resolve(NASBTrainConfig, NASB_TRAIN_PRESETS, _nasb_preset(a), {k: getattr(a, k) for k in keys})
     m = run_train(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
+    _finish_run(m, a)
     if not a.json:
         names = {1: "stage 1 (real)", 2: "stage 2 (binary activations)", 3: "stage 3 (binary)"}
         _print_table(f"{m['student']}: top-1 at the last epoch of each stage", [
@@ -336,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
         "quantization (GDFQ / AutoReCon generators) and binary networks (NASB). Errors exit with status 2.")
     parser.add_argument("--version", action="version", version=f"nascomp {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_dfq, _add_search_generator, _add_eval, _add_list, _add_cost, _add_nasb):
+    for add in (_add_dfq, _add_search_generator, _add_eval, _add_list, _add_cost, _add_nasb, _add_report):
         add(sub)
     return parser
 

@@ -98,7 +98,7 @@ def test_a_full_disk_gives_one_line_and_leaves_the_last_checkpoint_loadable(tmp_
 
 def test_orphan_temporary_files_of_a_killed_write_are_removed_at_resume(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["dfq", "--out", str(out), *TINY]) == 0
+    assert main(["dfq", "--out", str(out), "--keep-checkpoint", *TINY]) == 0
     orphan = out / ".checkpoint.pt.abc123"
     torch.save({"half": "written"}, orphan)
     (out / "metrics.json").unlink()

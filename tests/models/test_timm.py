@@ -30,7 +30,8 @@ def test_user_weights_load_and_a_mismatch_is_one_error(tmp_path):
     source = timm.create_model("test_resnet", pretrained=False, num_classes=10)
     torch.save(source.state_dict(), tmp_path / "w.pth")
     model = create_model(TINY, tmp_path / "w.pth", num_classes=10)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), source.state_dict().values(), strict=True))
+    pairs = zip(model.state_dict().values(), source.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
     with pytest.raises(CheckpointError):  # the 10-class checkpoint does not fit 1000 classes
         create_model(TINY, tmp_path / "w.pth")
 

@@ -18,7 +18,9 @@ the rest, the same way for every pipeline:
 - with ``stop_after`` (``--stop-after SECONDS``), stops at the first checkpoint after that much wall time
   (:class:`Paused`), so a long run can be continued with ``--resume`` in the next short GPU lease;
 - under torchrun (:mod:`.distributed`) seeds rank r > 0 from ``(seed, r)`` after ``build()``, writes only
-  from rank 0, and refuses to resume with another number of processes.
+  from rank 0, and refuses to resume with another number of processes;
+- records every unit's float values per stage (``Progress.curves``), writes them to ``curves.json`` when the run
+  ends (the report's loss curves), and refuses ``--resume`` of a finished run whose checkpoint was removed.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from .loop import check_finite
 from .progress import fmt_losses, progress
 from .rundir import RunDir
 from .seed import rng_state, seed_everything, set_rng_state
+
+CURVES_FILE = "curves.json"  # every stage's per-unit values (the report's loss curves), written when a run ends
 
 
 def _nothing() -> None:
@@ -79,6 +83,7 @@ class Progress:
     seconds: float = 0.0  # wall time inside stages (units and evaluations), without checkpoint writes
     timing: dict[str, list[float]] = field(default_factory=dict)  # part -> [seconds, count]
     world_size: int = 1
+    curves: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # stage -> float values of each unit
 
 
 @dataclass
@@ -162,6 +167,8 @@ class Run:
                 self._run_stage(stages[self.progress.stage])
             metrics = self.finish()
             self.rundir.write_json("metrics.json", metrics)
+            self.rundir.write_json(CURVES_FILE, {"stages": [
+                {"name": s.name, "unit": s.unit, "rows": self.progress.curves.get(s.name, [])} for s in stages]})
             return metrics
         finally:
             self.rundir.close()
@@ -182,6 +189,7 @@ class Run:
             pg.seconds += time.perf_counter() - t0
             row = mean_over_ranks(row)
             check_finite(row, f"stage {stage.name}, {stage.unit} {unit + 1}")
+            pg.curves.setdefault(stage.name, []).append({k: v for k, v in row.items() if isinstance(v, float)})
             bar.set_postfix(fmt_losses({k: v for k, v in row.items() if isinstance(v, float)}))
             if stage.record:
                 pg.history.append(row)
@@ -259,6 +267,10 @@ class Run:
             try:
                 config = to_dict(self.cfg)
                 rundir = RunDir.resume(resume, config) if resume else RunDir.create(out, self.job, config, force)
+                if resume and (rundir.path / "metrics.json").is_file() and not rundir.checkpoint_path.is_file():
+                    rundir.close()
+                    raise RunDirError(f"--resume {resume}: that run has finished (metrics.json, report.md) and its "
+                                      "resume checkpoint was removed (--keep-checkpoint keeps it); start a new --out")
                 outcome = ("ok", str(rundir.path))
             except UserError as e:
                 outcome = ("error", str(e))

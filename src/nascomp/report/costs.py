@@ -1,0 +1,38 @@
+"""The cost columns of a report: a DFQ run's saved student beside its full-precision model (counted now), or the
+network a NASB run delivers (its ``cost.json`` / ``cost.txt``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .runfolder import RunFolder
+
+
+def run_costs(run: RunFolder) -> tuple[dict[str, dict[str, Any]], str] | None:
+    """({column: totals}, per-layer table) or None when the run has nothing to count."""
+    if run.job == "dfq":
+        return _student_costs(run)
+    file = run.path / "cost.json"
+    if not file.is_file():
+        return None
+    table = run.path / "cost.txt"
+    name = "derived network (fully binary)" if run.job == "nasb-search" else "trained network"
+    return {name: json.loads(file.read_text())}, table.read_text().rstrip() if table.is_file() else ""
+
+
+def _student_costs(run: RunFolder) -> tuple[dict[str, dict[str, Any]], str] | None:
+    from ..errors import UserError
+    from ..export.student import load_student
+    from ..models import create_model
+    from ..quant.cost import count_cost, format_cost_table
+
+    try:
+        student = load_student(run.path)
+        size = tuple(student.default_cfg.input_size)
+        fp = count_cost(create_model(str(run.config.get("model"))), size).to_dict()
+    except UserError:  # no saved student, or a model this installation cannot build
+        return None
+    quantized = count_cost(student, size)
+    label = f"W{run.config.get('wbits')}A{run.config.get('abits')} student"
+    return {"full precision": fp, label: quantized.to_dict()}, format_cost_table(quantized)
