@@ -4,10 +4,12 @@ genotype JSON, unreadable paths and devices. Each case runs through the command 
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,19 @@ from safetensors.torch import save_file
 
 from nascomp.cli import main
 
+
+def _load_errors_doc():
+    """scripts/errors_doc.py: every error line provoked here must fit a message listed in docs/ERRORS.md."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "errors_doc.py"
+    spec = importlib.util.spec_from_file_location("errors_doc", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["errors_doc"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 TINY = ["--gen-steps", "4", "--calib-size", "64", "--epochs", "1", "--batch-size", "32", "--quiet", "--device", "cpu"]
+ERRORS_DOC = _load_errors_doc()
 UNREADABLE = Path("/proc/self/mem")  # a file that even root cannot read (EIO): chmod does not lock root out
 
 
@@ -46,6 +60,7 @@ def _error(capsys, argv: list[str]) -> str:
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert "Traceback" not in err and "\n" not in err, err
+    assert ERRORS_DOC.matches(err), f"not listed in docs/ERRORS.md (run python scripts/errors_doc.py): {err}"
     return err
 
 
