@@ -44,6 +44,7 @@ def test_dfq_report_shows_curves_generated_images_and_cost(dfq_run):
     assert "One row per class (every class: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9), 8 images each, drawn from the run's " \
            "generator" in text
     assert "| W4A4 student |" in text and "| FP teacher top-1 (%) |" in text and "| metrics.json |" in text
+    assert "checkpoint.pt" not in text  # removed right after the report: not listed among the files
     stages = {s["name"]: s["rows"] for s in json.loads((dfq_run / "curves.json").read_text())["stages"]}
     assert len(stages["generator"]) == 4 and {"L_r", "bns"} <= set(stages["generator"][0])
     assert [round(r["kd"], 6) for r in stages["fine-tune"]] == [

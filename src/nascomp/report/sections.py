@@ -163,8 +163,10 @@ def cost(doc: Doc) -> None:
 
 
 def files(doc: Doc) -> None:
+    """The run's files and sizes, without the report's own pictures and the resume checkpoints (removed when the
+    run ends unless --keep-checkpoint)."""
     rows = [(p.relative_to(doc.run.path).as_posix(), f"{p.stat().st_size / 2**10:,.1f} KiB")
             for p in sorted(doc.run.path.rglob("*")) if p.is_file() and not p.name.startswith(".")
-            and FIGURES not in p.relative_to(doc.run.path).parts[:1]]
+            and p.name != "checkpoint.pt" and FIGURES not in p.relative_to(doc.run.path).parts[:1]]
     doc.add("## Files", "")
     doc.table(("file", "size"), rows)
