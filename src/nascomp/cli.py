@@ -72,6 +72,8 @@ DFQ_BUDGET_OPTIONS = (
     ("recon_round_lr", float, "Adam lr of AdaRound's rounding variables"),
     ("recon_step_lr", float, "Adam lr of the LSQ activation steps"),
     ("recon_drop", float, "QDrop: probability that an activation element stays full precision (0: plain BRECQ)"),
+    ("first_last_bits", int, "bits (weights and activations) of the first and the last layer: 8 = the BRECQ/Genie "
+     "protocol (default: GDFQ's, every layer at --wbits/--abits; the image stays float either way)"),
     ("recon_weight_quant", str, "weight quantizer learned in reconstruction: adaround (default) | lsq (learned "
      "per-channel steps) | uniform (calibrated grid kept)"),
     ("recon_act_quant", str, "activation quantizer learned in reconstruction: lsq (default) | uniform (calibrated range "
@@ -99,6 +101,9 @@ def _add_dfq(sub) -> None:
     p.add_argument("--precision", help="generator and teacher arithmetic: fp32 (default) | bf16 | auto (bf16 where "
                    "the CPU or GPU multiplies it natively); add +cl for channels-last, e.g. auto+cl. The student "
                    "stays fp32")
+    p.add_argument("--layer-bits", action="append", metavar="PATTERN=W/A",
+                   help="bits of the layers whose module name matches PATTERN (fnmatch, e.g. 'layer3.*=8/8'); "
+                   "repeatable, a later one wins; a pattern that matches no layer is an error")
     p.add_argument("--fresh-images", action=argparse.BooleanOptionalAction, default=None,
                    help="calibset: each KD epoch on newly generated images instead of the calibration set")
     _run_args(p)
@@ -111,8 +116,8 @@ def _cmd_dfq(a: argparse.Namespace) -> dict:
     from .dfq import run_dfq
 
     preset = a.preset or ("demo" if a.model in (None, "demo_net") else "quick")
-    keys = ("model", "weights", "data", "generator", "wbits", "abits", "fresh_images", "precision", "seed", "device",
-            *(name for name, _, _ in DFQ_BUDGET_OPTIONS))
+    keys = ("model", "weights", "data", "generator", "wbits", "abits", "layer_bits", "fresh_images", "precision", "seed",
+            "device", *(name for name, _, _ in DFQ_BUDGET_OPTIONS))
     cfg = resolve(DFQConfig, DFQ_PRESETS, preset, {k: getattr(a, k) for k in keys})
     metrics = run_dfq(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     _finish_run(metrics, a)

@@ -23,6 +23,8 @@ class DFQConfig:
     generator: str = "gdfq"  # gdfq | noise | direct | autorecon-<name> | PATH/genotype.json | search
     wbits: int = 4
     abits: int = 4
+    first_last_bits: int | None = None  # None: GDFQ's protocol (all layers alike); 8: BRECQ/Genie's first/last layers
+    layer_bits: list[str] = field(default_factory=list)  # PATTERN=W/A overrides (fnmatch on module names), in order
     preset: str = "demo"
     schedule: str = "calibset"  # calibset: train G, draw a fixed set, calibrate, KD; gdfq: GDFQ's loop
     seed: int = 0
@@ -96,6 +98,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "seed": (0, 2**63 - 1), "recon_iters": (0, 10**7), "recon_batch": (1, 1 << 16), "recon_round_lr": (0, 10),
     "recon_step_lr": (0, 10), "recon_drop": (0, 1), "direct_steps": (1, 10**7), "direct_lr": (0, 10), "direct_jitter": (0, 64),
     "stages": (1, 3), "order": (1, 2), "wbits": (1, 32), "abits": (1, 32),
+    "first_last_bits": (1, 32),
     "workers": (0, 256), "input_side": (1, 4096),
 }
 

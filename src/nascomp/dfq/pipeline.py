@@ -30,6 +30,7 @@ from ..engine.precision import parse as parse_precision
 from ..errors import ConfigError
 from ..export.student import save_student
 from ..quant import check_bits, freeze_ranges, quantize_model, set_observing
+from ..quant.modules import bits_by_layer, describe_protocol, parse_layer_bits, protocol_bits
 from ..quant.reconstruct import ReconSettings, capture, reconstruct_unit, reconstruction_units
 from ..quant.registry import quantizer_class
 from ..recon import BNStatistics, DirectOptimizer, DirectSettings, freeze_teacher, generator_step
@@ -73,9 +74,12 @@ class DFQRun(Run):
         self.precision = parse_precision(cfg.precision, self.device)
         self.teacher = freeze_teacher(load_teacher(cfg)).to(self.device)
         batchnorm_layers(self.teacher)  # refused before any data is read
+        layer_bits = protocol_bits(self.teacher, cfg.wbits, cfg.abits, cfg.first_last_bits, cfg.layer_bits)  # idem
         self.eval_data = eval_batches(cfg, self.teacher, self.dist.rank, self.dist.world_size)
         # the student is copied from the teacher before the BNS hooks exist: a copy would carry them along
-        self.student = quantize_model(self.teacher, cfg.wbits, cfg.abits, cfg.weight_observer, cfg.act_observer)
+        self.student = quantize_model(self.teacher, cfg.wbits, cfg.abits, cfg.weight_observer, cfg.act_observer,
+                                      layer_bits=layer_bits)
+        self.log(describe_protocol(cfg.wbits, cfg.abits, cfg.first_last_bits, cfg.layer_bits))
         self.precision.prepare(self.student)  # channels-last too when asked (the student's arithmetic stays fp32)
         self.bns = BNStatistics(self.teacher)
         self.generator = build_generator(cfg, self.teacher, self.rundir.path, self.quiet).to(self.device).train()
@@ -361,7 +365,10 @@ class DFQRun(Run):
             "dfq_top1": self._delivered_top1(last), "dfq_last_epoch_top1": last,
             "selected_epoch": r.selected_epoch,
             "dfq_best_top1": best["top1"] if best else None, "dfq_best_epoch": best["epoch"] if best else None,
-            "wbits": cfg.wbits, "abits": cfg.abits, "generator": cfg.generator, "schedule": cfg.schedule,
+            "wbits": cfg.wbits, "abits": cfg.abits, "first_last_bits": cfg.first_last_bits,
+            "protocol": describe_protocol(cfg.wbits, cfg.abits, cfg.first_last_bits, cfg.layer_bits),
+            "layer_bits": bits_by_layer(self.student),
+            "generator": cfg.generator, "schedule": cfg.schedule,
             **({"recon_quantizers": {"weight": cfg.recon_weight_quant, "activation": cfg.recon_act_quant}}
                if cfg.method != "kd" else {}),
             "calib_lr": r.calib_lr, "calib_bns": r.calib_bns, "search_seconds": search_seconds(self.rundir.path),
@@ -381,6 +388,10 @@ def student_optimizer(student: nn.Module, cfg: DFQConfig) -> torch.optim.Optimiz
 def check_config(cfg: DFQConfig) -> DFQConfig:
     """Reject settings that cannot run, with the fix in the message."""
     check_bits(cfg.wbits, "wbits"), check_bits(cfg.abits, "abits")
+    if cfg.first_last_bits is not None:
+        check_bits(cfg.first_last_bits, "first_last_bits")
+    for text in cfg.layer_bits:
+        parse_layer_bits(text)
     parse_precision(cfg.precision)
     if cfg.schedule not in ("gdfq", "calibset"):
         raise ConfigError(f"unknown schedule {cfg.schedule!r}; choose gdfq or calibset")

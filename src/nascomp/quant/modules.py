@@ -2,17 +2,25 @@
 weights (per output channel) and its input activation (per tensor). Quantizing each layer's *input* covers
 functional ReLUs (as in the CIFAR ResNets) without touching the model's forward code. BatchNorm stays float.
 The first layer's input (the image) stays full precision, as in GDFQ.
+
+Bits per layer (the *protocol*, :func:`protocol_bits`): GDFQ's protocol quantizes every layer at the given bits
+(the default); the BRECQ/Genie protocol keeps the first and the last layer at 8 bits, weights and activations
+(``first_last_bits=8``; the image entering the first layer stays float either way); name patterns
+(``PATTERN=W/A``, fnmatch on module names) override any layer, e.g. to keep a sensitive layer wider.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+import fnmatch
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .quantizers import ActQuantizer, WeightQuantizer, check_bits, check_observer
 
 SPEC_FORMAT = "nascomp-quant-spec"
@@ -57,25 +65,91 @@ class QuantLinear(_Quantized, nn.Linear):
 QUANT_TYPES = {nn.Conv2d: QuantConv2d, nn.Linear: QuantLinear}
 
 
+def quantizable_layers(model: nn.Module) -> list[str]:
+    """Names of the Conv2d/Linear layers that :func:`quantize_model` replaces, in definition order."""
+    return [name for name, m in model.named_modules() if type(m) in QUANT_TYPES]
+
+
+LAYER_BITS = re.compile(r"^(?P<pattern>.+)=(?P<w>\d+)/(?P<a>\d+)$")
+
+
+def parse_layer_bits(text: str) -> tuple[str, tuple[int, int]]:
+    """``"PATTERN=W/A"`` -> (pattern, (W, A)); a ConfigError that shows the form otherwise."""
+    match = LAYER_BITS.match(text.strip())
+    if not match:
+        raise ConfigError(f"--layer-bits {text!r}: write PATTERN=W/A, e.g. 'layer3.*=8/8' or 'conv1=8/32'")
+    w, a = int(match["w"]), int(match["a"])
+    return match["pattern"], (check_bits(w, f"--layer-bits {text} weight bits"), check_bits(a, f"--layer-bits {text} "
+                                                                                                   "activation bits"))
+
+
+def protocol_bits(model: nn.Module, wbits: int, abits: int, first_last_bits: int | None = None,
+                  patterns: Iterable[str] = ()) -> dict[str, tuple[int, int]]:
+    """(weight bits, activation bits) of every quantizable layer of ``model``: ``wbits``/``abits``, then the
+    first and the last layer at ``first_last_bits`` (the BRECQ/Genie protocol; None: GDFQ's, all layers alike),
+    then each ``PATTERN=W/A`` in turn (fnmatch on the module name; a later pattern wins). A pattern that matches no
+    layer is a ConfigError. The first layer's input stays float unless ``quantize_model(quantize_image=True)``."""
+    check_bits(wbits, "wbits"), check_bits(abits, "abits")
+    names = quantizable_layers(model)
+    bits = {name: (wbits, abits) for name in names}
+    if first_last_bits is not None and names:
+        check_bits(first_last_bits, "first_last_bits")
+        bits[names[0]] = bits[names[-1]] = (first_last_bits, first_last_bits)
+    for text in patterns:
+        pattern, wa = parse_layer_bits(text)
+        matched = fnmatch.filter(names, pattern)
+        if not matched:
+            shown = ", ".join(names if len(names) <= 6 else names[:3] + ["..."] + names[-2:])
+            raise ConfigError(f"--layer-bits {text}: {pattern!r} matches no Conv2d/Linear layer of the model "
+                              f"({len(names)} layers: {shown})")
+        bits.update({name: wa for name in matched})
+    return bits
+
+
 def quantize_model(model: nn.Module, wbits: int, abits: int, weight_observer: str = "minmax",
-                   act_observer: str = "ema", quantize_image: bool = False) -> nn.Module:
+                   act_observer: str = "ema", quantize_image: bool = False,
+                   layer_bits: Mapping[str, Sequence[int]] | None = None) -> nn.Module:
     """A copy of ``model`` with every Conv2d/Linear replaced by its quantized version.
 
-    ``quantize_image=False`` keeps the first layer's input (the image) in full precision.
+    Every layer gets ``wbits``/``abits`` unless ``layer_bits`` names it (module name -> (weight bits, activation
+    bits), e.g. from :func:`protocol_bits`, or a saved spec's ``layer_bits``). ``quantize_image=False`` keeps the
+    first layer's input (the image) in full precision whatever its bits say.
     """
     check_bits(wbits, "wbits"), check_bits(abits, "abits"), check_observer(weight_observer), check_observer(act_observer)
     student = copy.deepcopy(model)
-    targets = [name for name, m in student.named_modules() if type(m) in QUANT_TYPES]  # forward-definition order
+    targets = quantizable_layers(student)  # forward-definition order
+    layer_bits = {name: (int(w), int(a)) for name, (w, a) in (layer_bits or {}).items()}
+    unknown = sorted(set(layer_bits) - set(targets))
+    if unknown:
+        raise ConfigError(f"layer_bits names layers the model does not have as Conv2d/Linear: {', '.join(unknown[:5])}")
     for index, name in enumerate(targets):
         parent_name, _, attr = name.rpartition(".")
         parent = student.get_submodule(parent_name)
         layer = getattr(parent, attr)
-        layer_abits = abits if (quantize_image or index > 0) else 32
-        quantized = QUANT_TYPES[type(layer)].from_float(layer, wbits, layer_abits, weight_observer, act_observer)
+        layer_wbits, layer_abits = layer_bits.get(name, (wbits, abits))
+        layer_abits = layer_abits if (quantize_image or index > 0) else 32
+        quantized = QUANT_TYPES[type(layer)].from_float(layer, layer_wbits, layer_abits, weight_observer, act_observer)
         setattr(parent, attr, quantized.to(layer.weight.device))  # the quantizers' buffers join the weights' device
     student.quant_settings = {"wbits": wbits, "abits": abits, "weight_observer": weight_observer,
-                              "act_observer": act_observer, "quantize_image": quantize_image}
+                              "act_observer": act_observer, "quantize_image": quantize_image,
+                              "layer_bits": {n: list(wa) for n, wa in layer_bits.items() if wa != (wbits, abits)}}
     return student
+
+
+def describe_protocol(wbits: int, abits: int, first_last_bits: int | None, patterns: Sequence[str] = (),
+                      quantize_image: bool = False) -> str:
+    """One line naming the protocol, for logs, metrics and benchmark tables."""
+    if first_last_bits is None:
+        text = f"GDFQ protocol: every layer W{wbits}A{abits}"
+    else:
+        text = f"BRECQ/Genie protocol: first and last layer at {first_last_bits} bits, the others W{wbits}A{abits}"
+    text += "; the image is quantized" if quantize_image else "; the image stays float"
+    return text + (f"; overrides {', '.join(patterns)}" if patterns else "")
+
+
+def bits_by_layer(model: nn.Module) -> dict[str, list[int]]:
+    """[weight bits, activation bits] of every quantized layer as built (the first layer's 32: a float image)."""
+    return {name: [layer.wbits, layer.abits] for name, layer in quant_layers(model)}
 
 
 def quant_layers(model: nn.Module) -> Iterator[tuple[str, _Quantized]]:

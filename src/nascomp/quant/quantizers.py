@@ -90,7 +90,11 @@ def mse_clip_ratio(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bits: in
 
 
 class ActQuantizer(nn.Module):
-    """Per-tensor activation fake quantizer with a range estimator (see module docstring).
+    """Per-tensor activation fake quantizer with a range estimator (registry name ``uniform``).
+
+    Forward Q(x) = (clamp(round(x / s) + z, 0, 2^b - 1) - z) * s with s = (hi - lo) / (2^b - 1), z = round(-lo / s);
+    gradient dQ/dx = 1 inside the grid, 0 outside (clipped STE); the range [lo, hi] comes from ``minmax``, ``ema``
+    or ``mse`` (the module docstring). Jacob et al. CVPR 2018; ranges as GDFQ (Xu et al. ECCV 2020).
 
     While ``observing`` it updates its range from each batch (and quantizes with the current estimate, as
     GDFQ's warm-up does); :meth:`freeze` fixes the range (for ``mse``: the MSE-optimal clip of the observed
@@ -155,7 +159,9 @@ class ActQuantizer(nn.Module):
 
 
 class WeightQuantizer(nn.Module):
-    """Per-output-channel weight fake quantizer: range = clip_ratio_c * [min(W_c, 0), max(W_c, 0)].
+    """Per-output-channel weight fake quantizer: range = clip_ratio_c * [min(W_c, 0), max(W_c, 0)] (registry name
+    ``uniform``; forward Q(W_c) and its clipped straight-through gradient as :class:`ActQuantizer`, one grid per
+    output channel c).
 
     The range follows the current weights (as GDFQ's min/max), scaled by ``clip_ratio`` (ones for ``minmax``;
     for ``mse``, :meth:`calibrate` sets each channel's ratio to minimise its quantization MSE), until
