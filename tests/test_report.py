@@ -67,14 +67,18 @@ def test_nascomp_report_rebuilds_the_report(dfq_run, capsys):
     assert sorted(map(Path, result["figures"])) == sorted(_figures(dfq_run))
     text = (dfq_run / "report.md").read_text()
     assert "The grid written when the run ended" in text  # the generator went with the checkpoint
+    (dfq_run / "curves.json").unlink()  # a run folder written before curves.json: its recorded history is drawn
+    assert main(["report", str(dfq_run)]) == 0
+    assert "curve-history.png" in {p.name for p in _figures(dfq_run)}
 
 
 def test_keep_checkpoint_keeps_it_and_a_finished_run_resumes_to_the_same_metrics(tmp_path, capsys):
     out = tmp_path / "kept"
-    argv = [*DFQ, "--epochs", "1", "--json"]
+    argv = [*DFQ, "--epochs", "1", "--generator", "noise", "--json"]
     assert main([*argv, "--out", str(out), "--keep-checkpoint"]) == 0
     first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (out / "checkpoint.pt").is_file() and (out / "report.md").is_file()
+    assert (out / "checkpoint.pt").is_file() and "samples.png" in {p.name for p in _figures(out)}
+    assert "images each, the first images of each class in the generated calibration set" in (out / "report.md").read_text()
     assert main([*argv, "--resume", str(out), "--keep-checkpoint"]) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["dfq_top1"] == first["dfq_top1"] and (out / "checkpoint.pt").is_file()

@@ -4,6 +4,7 @@ generator (``noise``, ``direct``), taken from the generated calibration set in t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,19 +27,31 @@ def model_cfg(run: RunFolder) -> ModelCfg:
     return model_entry(str(run.config.get("model", "demo_net"))).cfg
 
 
-def generated_images(run: RunFolder, mcfg: ModelCfg) -> tuple[torch.Tensor, list[int], str] | None:
-    """(images, classes, how they were drawn), one row of ``PER_CLASS`` per class; None when the run kept none."""
+@dataclass
+class Samples:
+    """``per_class`` images of each of ``classes``, class by class, and how they were obtained."""
+
+    images: torch.Tensor
+    classes: list[int]
+    per_class: int
+    how: str
+
+
+def generated_images(run: RunFolder, mcfg: ModelCfg) -> Samples | None:
+    """Generated images, one row per shown class; None when the run kept neither a generator nor a set."""
     classes = shown_classes(mcfg.num_classes)
     generator = saved_generator(run, mcfg)
     if generator is not None:
-        return draw(generator, classes), classes, (f"drawn from the run's generator with seed {SEED} "
-                                                   "(batch statistics, as in the run)")
+        return Samples(draw(generator, classes), classes, PER_CLASS,
+                       f"drawn from the run's generator with seed {SEED} (batch statistics, as in the run)")
     calib = _calibration_set(run)
     if calib is not None:
         images, labels = calib
-        rows = [images[labels == c][:PER_CLASS] for c in classes]
-        if all(len(r) == PER_CLASS for r in rows):
-            return torch.cat(rows), classes, "the first generated calibration images of each class"
+        per_class = min([PER_CLASS, *(int((labels == c).sum()) for c in classes)])
+        if per_class > 0:
+            rows = [images[labels == c][:per_class] for c in classes]
+            return Samples(torch.cat(rows), classes, per_class, "the first images of each class in the generated "
+                           "calibration set")
     return None
 
 

@@ -100,7 +100,7 @@ def curves(doc: Doc) -> None:
 
 def generated(doc: Doc) -> None:
     from ..errors import UserError
-    from .images import PER_CLASS, generated_images, model_cfg
+    from .images import generated_images, model_cfg
 
     doc.add("## Generated images", "")
     path = doc.run.path / FIGURES / "samples.png"
@@ -111,11 +111,11 @@ def generated(doc: Doc) -> None:
         doc.add(f"Not drawn: {e}", "")
         return
     if found is not None:
-        images, classes, how = found
-        save_grid(images, mcfg.mean, mcfg.std, PER_CLASS, path)
+        save_grid(found.images, mcfg.mean, mcfg.std, found.per_class, path)
+        classes = found.classes
         shown = "every class" if len(classes) == mcfg.num_classes else f"{len(classes)} of {mcfg.num_classes} classes"
-        doc.add(f"One row per class ({shown}: {', '.join(map(str, classes))}), {PER_CLASS} images each, {how}, "
-                "de-normalised with the model's mean and std.", "")
+        doc.add(f"One row per class ({shown}: {', '.join(map(str, classes))}), {found.per_class} images each, "
+                f"{found.how}, de-normalised with the model's mean and std.", "")
         doc.image(path, "generated images, one row per class")
     elif path.is_file():
         doc.add("The grid written when the run ended (its generator is no longer in the folder).", "")
