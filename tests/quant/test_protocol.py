@@ -65,6 +65,6 @@ def test_a_dfq_run_records_its_protocol_and_bits_per_layer(tmp_path):
     run = DFQRun(cfg, out=str(tmp_path / "r"), quiet=True)
     metrics = run.run()
     assert metrics["protocol"].startswith("BRECQ/Genie protocol") and "features.3=6/5" in metrics["protocol"]
-    assert metrics["layer_bits"] == {"features.0": [8, 32], "features.3": [6, 5], "features.6": [4, 4],
+    assert metrics["bits_per_layer"] == {"features.0": [8, 32], "features.3": [6, 5], "features.6": [4, 4],
                                      "classifier": [8, 8]}
     assert quant_spec(run.student)["layer_bits"] == {"features.0": [8, 8], "features.3": [6, 5], "classifier": [8, 8]}

@@ -367,7 +367,7 @@ class DFQRun(Run):
             "dfq_best_top1": best["top1"] if best else None, "dfq_best_epoch": best["epoch"] if best else None,
             "wbits": cfg.wbits, "abits": cfg.abits, "first_last_bits": cfg.first_last_bits,
             "protocol": describe_protocol(cfg.wbits, cfg.abits, cfg.first_last_bits, cfg.layer_bits),
-            "layer_bits": bits_by_layer(self.student),
+            "bits_per_layer": bits_by_layer(self.student),
             "generator": cfg.generator, "schedule": cfg.schedule,
             **({"recon_quantizers": {"weight": cfg.recon_weight_quant, "activation": cfg.recon_act_quant}}
                if cfg.method != "kd" else {}),
