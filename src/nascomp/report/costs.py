@@ -24,15 +24,15 @@ def run_costs(run: RunFolder) -> tuple[dict[str, dict[str, Any]], str] | None:
 def _student_costs(run: RunFolder) -> tuple[dict[str, dict[str, Any]], str] | None:
     from ..errors import UserError
     from ..export.student import load_student
-    from ..models import create_model
-    from ..quant.cost import count_cost, format_cost_table
+    from ..quant.cost import FULL_PRECISION_BITS, count_cost, format_cost_table
 
     try:
         student = load_student(run.path)
-        size = tuple(student.default_cfg.input_size)
-        fp = count_cost(create_model(str(run.config.get("model"))), size).to_dict()
-    except UserError:  # no saved student, or a model this installation cannot build
+    except UserError:  # no saved student, or one this installation cannot rebuild
         return None
-    quantized = count_cost(student, size)
+    quantized = count_cost(student, tuple(student.default_cfg.input_size))
+    macs = sum(layer.macs for layer in quantized.layers)  # the FP model: the same layers, every MAC a FLOP
+    fp = {"params": quantized.params, "size_mbytes": quantized.params * FULL_PRECISION_BITS / 8 / 2**20,
+          "flops": macs, "bops": 0, "ops": macs}
     label = f"W{run.config.get('wbits')}A{run.config.get('abits')} student"
     return {"full precision": fp, label: quantized.to_dict()}, format_cost_table(quantized)

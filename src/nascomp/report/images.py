@@ -4,6 +4,7 @@ generator (``noise``, ``direct``), taken from the generated calibration set in t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,14 @@ def shown_classes(num_classes: int, rows: int = MAX_ROWS) -> list[int]:
 
 
 def model_cfg(run: RunFolder) -> ModelCfg:
+    """The model's input convention: as saved with the run's model (``model.json``), else from the registry."""
+    spec = run.path / "model.json"
+    if spec.is_file():
+        try:
+            data = json.loads(spec.read_text())["input"]
+            return ModelCfg(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
     return model_entry(str(run.config.get("model", "demo_net"))).cfg
 
 
