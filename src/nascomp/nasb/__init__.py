@@ -10,7 +10,7 @@
 Our choices where the paper is silent are in docs/NASB.md.
 """
 
-from .network import NASBNetwork, load_genotype
+from .network import NASBNetwork, load_genotype, published_genotypes, with_bases
 from .report import cost_of, network_cost, width_for_ops
 from .search import NASBSearch, run_search
 from .space import NASB_SPACE, Supernet
@@ -25,7 +25,9 @@ __all__ = [
     "cost_of",
     "load_genotype",
     "network_cost",
+    "published_genotypes",
     "run_search",
     "run_train",
     "width_for_ops",
+    "with_bases",
 ]

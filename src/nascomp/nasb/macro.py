@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..quant.binary import BinaryConv2d
-from .ops import half_pool
+from ..quant.multibase import Bases, BranchSum, binary_conv, parse_bases
+from .ops import BranchInput, half_pool
 
 
 @dataclass(frozen=True)
@@ -90,19 +90,29 @@ class CellInput(nn.Module):
     the normalised input: a node sums several edges that each carry their input on a real-valued shortcut,
     so a cell's output is several times larger than its input, and without the BN the real-valued path
     would grow geometrically with depth.
+
+    ``bases`` (:mod:`nascomp.quant.multibase`): ABC-Net bases inside the conv; Group-Net's K branches read ``u``
+    through a BN each (``BinaryConv_k(sign(BN_k(u)))``) and are summed with learned scales before ``bn_out``.
     """
 
-    def __init__(self, c_in: int, c_out: int, reduce: bool, affine: bool):
+    def __init__(self, c_in: int, c_out: int, reduce: bool, affine: bool, bases: Bases | str | None = None):
         super().__init__()
+        b = parse_bases(bases)
         self.pool: nn.Module = half_pool() if reduce else nn.Identity()
         self.bn_in = nn.BatchNorm2d(c_in, affine=affine)
-        self.conv = BinaryConv2d(c_in, c_out, 1, bias=False)
+        self.conv = binary_conv(c_in, c_out, 1, bases=b)
         self.bn_out = nn.BatchNorm2d(c_out, affine=affine)
         self.resize = ChannelResize(c_in, c_out)
+        self.branches: nn.Module | None = None
+        if b.branches > 1:
+            self.branches = nn.Sequential(BranchInput(b.branches), nn.BatchNorm2d(b.branches * c_in, affine=affine))
+            self.branch_sum = BranchSum(b.branches)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u = self.bn_in(self.pool(x))
-        return self.bn_out(self.conv(u)) + self.resize(u)
+        if self.branches is None:
+            return self.bn_out(self.conv(u)) + self.resize(u)
+        return self.bn_out(self.branch_sum(self.conv(self.branches(u)))) + self.resize(u)
 
 
 def stem(in_channels: int, channels: int) -> nn.Sequential:

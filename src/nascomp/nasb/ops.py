@@ -1,10 +1,12 @@
 """The candidate ops of the NASB cells, as a named registry (DARTS ``OPS`` as data), and their modules.
 
-Every factory has the signature ``factory(c, stride, affine, shortcut=True) -> nn.Module``: ``c`` channels in and out
+Every factory has the signature ``factory(c, stride, affine, shortcut=True, bases=None) -> nn.Module``: ``c`` channels in and out
 (a DARTS cell keeps its width; only the cell inputs change it, see :mod:`.macro`), ``stride`` 2 on the
 edges that leave a reduction cell's inputs, ``affine`` False in the supernet (DARTS searches with
 non-affine BN so that an op cannot rescale itself against its alpha) and True in the derived network;
-``shortcut=False`` drops the real-valued shortcut of the binary ops (an ablation of the collapse remedy).
+``shortcut=False`` drops the real-valued shortcut of the binary ops (an ablation of the collapse remedy);
+``bases`` (``single``, ``groupnet:K``, ``abcnet:MxN``, :mod:`nascomp.quant.multibase`) makes every binary conv a
+multiple-binary-base conv (the parameter-free ops ignore it).
 
 Binary ops (ours; NASB's exact cell is not public):
 
@@ -19,6 +21,15 @@ into parameter-free ops (docs/NASB.md): at initialisation a binary conv adds noi
 its edge loses to ``skip_connect`` and pooling before its weights have learnt anything (the failure BNAS,
 Kim et al. ECCV 2020, reports for DARTS cells under binarization).
 
+With bases (ours, so that a found cell can be compared with multi-base networks at their OPs): ``abcnet:MxN``
+makes ``BinaryConv`` an ABC-Net conv (M weight x N activation bases, learned activation shifts and scales);
+``groupnet:K`` runs K branches, each with its own BN (its own sign thresholds) and binary conv, summed with learned
+scales (Group-Net's structure approximation at the edge level)::
+
+    binary(x) = shortcut(x) + sum_k lambda_k BinaryConv_k(sign(BN_k(x)))
+
+K = 1 / M = N = 1 is the single-base op above (same output for the same weights).
+
 Other ops: ``max_pool_3x3``, ``avg_pool_3x3`` (padding not counted, DARTS), ``skip_connect`` (a real-valued
 identity; on stride-2 edges a full-precision ``AvgPool2x2 -> 1x1 conv -> BN``, Bi-Real's downsampling
 shortcut) and ``none`` (zeros).
@@ -30,7 +41,7 @@ import torch
 from torch import nn
 
 from ..nas import Identity, OpRegistry, Zero
-from ..quant.binary import BinaryConv2d
+from ..quant.multibase import Bases, BranchSum, binary_conv, parse_bases
 
 NASB_OPS = OpRegistry("nasb")
 
@@ -77,28 +88,43 @@ class Dilated2(nn.Module):
         return f"dilation=2, stride={self.stride}"
 
 
+class BranchInput(nn.Module):
+    """K copies of ``x`` stacked on the channels, ``(N, C, ...) -> (N, K * C, ...)``, for K branches (identity for 1)."""
+
+    def __init__(self, branches: int):
+        super().__init__()
+        self.branches = branches
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.branches == 1 else x.repeat(1, self.branches, *([1] * (x.dim() - 2)))
+
+
 class BinaryConvOp(nn.Module):
     """``shortcut(x) + BinaryConv_k,d(sign(BN(x)))``, see the module docstring (Bi-Real unit inside an edge).
 
-    ``dilation`` 1 or 2; a dilated conv runs through :class:`Dilated2`.
+    ``dilation`` 1 or 2; a dilated conv runs through :class:`Dilated2`. ``bases``: see the module docstring.
     """
 
-    def __init__(self, c: int, kernel: int, dilation: int, stride: int, affine: bool, shortcut: bool = True):
+    def __init__(self, c: int, kernel: int, dilation: int, stride: int, affine: bool, shortcut: bool = True,
+                 bases: Bases | str | None = None):
         super().__init__()
         if dilation not in (1, 2):
             raise ValueError(f"dilation must be 1 or 2, got {dilation}")
-        self.bn = nn.BatchNorm2d(c, affine=affine)
+        b = parse_bases(bases)
+        self.branches = BranchInput(b.branches)
+        self.bn = nn.BatchNorm2d(b.branches * c, affine=affine)
         pad = (kernel - 1) // 2
-        if dilation == 1:
-            self.conv: nn.Module = BinaryConv2d(c, c, kernel, stride, pad, bias=False)
-        else:
-            self.conv = Dilated2(BinaryConv2d(c, c, kernel, 1, pad, bias=False), stride)
+        conv = binary_conv(c, c, kernel, stride if dilation == 1 else 1, pad, b)
+        self.conv: nn.Module = conv if dilation == 1 else Dilated2(conv, stride)
+        self.branch_sum: nn.Module | None = BranchSum(b.branches) if b.branches > 1 else None
         self.shortcut: nn.Module | None = None
         if shortcut:
             self.shortcut = nn.Identity() if stride == 1 else half_pool()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv(self.bn(x))
+        out = self.conv(self.bn(self.branches(x)))
+        if self.branch_sum is not None:
+            out = self.branch_sum(out)
         return out if self.shortcut is None else self.shortcut(x) + out
 
 
@@ -116,8 +142,9 @@ class ReduceSkip(nn.Module):
 
 
 def _binary(kernel: int, dilation: int):
-    def factory(c: int, stride: int, affine: bool = True, shortcut: bool = True) -> nn.Module:
-        return BinaryConvOp(c, kernel, dilation, stride, affine, shortcut)
+    def factory(c: int, stride: int, affine: bool = True, shortcut: bool = True,
+                bases: Bases | str | None = None) -> nn.Module:
+        return BinaryConvOp(c, kernel, dilation, stride, affine, shortcut, bases)
 
     return factory
 

@@ -33,10 +33,12 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
     return c, h, w
 
 
-def network_cost(genotype: Genotype, icfg: ModelCfg, channels: int, layers: int, stage: int = 3) -> CostReport:
-    """Cost of the network ``genotype`` describes at width ``channels`` and depth ``layers``, in ``stage``."""
+def network_cost(genotype: Genotype, icfg: ModelCfg, channels: int, layers: int, stage: int = 3,
+                 bases: str | None = None) -> CostReport:
+    """Cost of the network ``genotype`` describes at width ``channels`` and depth ``layers``, in ``stage``, with
+    ``bases`` (None: the genotype's own)."""
     c, _, _ = icfg.input_size
-    net = NASBNetwork(genotype, c, icfg.num_classes, channels, layers)
+    net = NASBNetwork(genotype, c, icfg.num_classes, channels, layers, bases=bases)
     set_binary_stage(net, stage)
     return count_cost(net, icfg.input_size)
 
@@ -49,12 +51,14 @@ def student_cost(cfg: NASBTrainConfig, icfg: ModelCfg) -> CostReport:
 
 
 def width_for_ops(
-    genotype: Genotype, icfg: ModelCfg, layers: int, target_ops: float, widths: Iterable[int] = range(2, 129)
+    genotype: Genotype, icfg: ModelCfg, layers: int, target_ops: float, widths: Iterable[int] = range(2, 129),
+    bases: str | None = None,
 ) -> tuple[int, CostReport]:
-    """The width whose fully binary network has the OPs closest to ``target_ops`` (OPs grow with width)."""
+    """The width whose fully binary network (with ``bases``; None: the genotype's) has the OPs closest to
+    ``target_ops`` (OPs grow with width)."""
     best: tuple[int, CostReport] | None = None
     for width in widths:
-        report = network_cost(genotype, icfg, width, layers)
+        report = network_cost(genotype, icfg, width, layers, bases=bases)
         if best is None or abs(report.ops - target_ops) < abs(best[1].ops - target_ops):
             best = (width, report)
         if report.ops > target_ops:
@@ -78,11 +82,14 @@ def cost_of(
     channels: int = 16,
     layers: int = 8,
     num_classes: int = 10,
+    bases: str | None = None,
 ) -> CostReport:
     """``nascomp cost``: the cost of a registered model (at its own input size unless ``input_size``) or of
-    the fully binary network a genotype describes (CIFAR input unless ``input_size``)."""
+    the fully binary network a genotype describes (CIFAR input unless ``input_size``; ``bases`` None: its own)."""
     if (model is None) == (genotype is None):
         raise ConfigError("give exactly one of --model M or --genotype G")
+    if model is not None and bases is not None:
+        raise ConfigError(f"--bases sets the binary bases of a genotype network; --model {model} has its own")
     size = parse_input_size(input_size) if input_size else None
     if model is not None:
         net = create_model(model)
@@ -90,7 +97,7 @@ def cost_of(
     else:
         assert genotype is not None
         size = size or GENOTYPE_INPUT
-        net = NASBNetwork(load_genotype(genotype), size[0], num_classes, channels, layers)
+        net = NASBNetwork(load_genotype(genotype), size[0], num_classes, channels, layers, bases=bases)
     return count_cost(net, size, include_other=include_other)  # type: ignore[arg-type]
 
 

@@ -30,8 +30,10 @@ from ..config import NASBSearchConfig
 from ..engine import Run, Stage, lr_factor, run_epoch, set_lr
 from ..errors import ConfigError
 from ..nas import ArchSearcher, Genotype, derive, split_parameters
+from ..quant.multibase import parse_bases
 from .data import halves, input_cfg, open_split, take, train_batches
 from .drawing import draw_cells, plot_alphas
+from .network import with_bases
 from .ops import PARAMETER_FREE
 from .optim import param_groups
 from .report import network_cost, write_cost
@@ -95,7 +97,8 @@ class NASBSearch(Run):
         self.steps_per_epoch = min(len(self.w_batches), len(self.a_batches))
         c, _, _ = self.icfg.input_size
         self.model = Supernet(
-            c, self.icfg.num_classes, cfg.channels, cfg.layers, binary_shortcut=cfg.binary_shortcut
+            c, self.icfg.num_classes, cfg.channels, cfg.layers, binary_shortcut=cfg.binary_shortcut,
+            bases=cfg.bases or "single",
         ).to(self.device).train()
         weights, alphas = split_parameters(self.model)
         w_opt = torch.optim.Adam(param_groups(self.model, weights, cfg.weight_decay, 0.0), lr=cfg.w_lr)
@@ -157,7 +160,7 @@ class NASBSearch(Run):
             "max_parameter_free": cfg.max_parameter_free,
             "seed": cfg.seed,
         }
-        genotype = derive_capped(self.model.arch, cfg.max_parameter_free, meta=meta)
+        genotype = with_bases(derive_capped(self.model.arch, cfg.max_parameter_free, meta=meta), cfg.bases)
         report = network_cost(genotype, self.icfg, cfg.channels, cfg.layers)
         path = self.rundir.path / "genotype.json"
         drawings, plot = [], None
@@ -192,6 +195,7 @@ def check_search_config(cfg: NASBSearchConfig) -> NASBSearchConfig:
         raise ConfigError("a search needs epochs >= 1, channels >= 1 and layers >= 1")
     if not 0 < cfg.tau_min <= cfg.tau_max:
         raise ConfigError(f"gumbel temperatures need 0 < tau_min <= tau_max, got {cfg.tau_min} and {cfg.tau_max}")
+    parse_bases(cfg.bases)
     return cfg
 
 

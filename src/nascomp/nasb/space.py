@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..nas import EdgeKind, MixedOp, SearchSpace, gumbel_hard
+from ..quant.multibase import parse_bases
 from .macro import CellInput, CellNetwork, CellSpec
 from .ops import NASB_OPS
 
@@ -60,7 +61,8 @@ def edge_stride(spec: CellSpec, source: str) -> int:
 class Cell(nn.Module):
     """One cell: two :class:`~.macro.CellInput` s, then ``node = sum of its edges``, output = concat of nodes.
 
-    ``edges`` are ``(edge name, node, input)`` triples; ``make_edge(name, stride)`` builds each edge's module.
+    ``edges`` are ``(edge name, node, input)`` triples; ``make_edge(name, stride)`` builds each edge's module;
+    ``bases`` are those of the cell inputs' binary convs (the edges get theirs from ``make_edge``).
     ``forward(s0, s1, weights)``: with ``weights`` (the kind's ``(n_edges, n_ops)`` softmax) every edge is
     a MixedOp called with its row; without, every edge is a plain op.
     """
@@ -72,12 +74,13 @@ class Cell(nn.Module):
         edges: list[tuple[str, str, str]],
         make_edge: Callable[[str, int], nn.Module],
         affine: bool,
+        bases: str = "single",
     ):
         super().__init__()
         self.kind = kind_of(spec)
         kind = space.kind(self.kind)
-        self.pre0 = CellInput(spec.c_prev_prev, spec.c, spec.reduction_prev, affine)
-        self.pre1 = CellInput(spec.c_prev, spec.c, False, affine)
+        self.pre0 = CellInput(spec.c_prev_prev, spec.c, spec.reduction_prev, affine, bases)
+        self.pre1 = CellInput(spec.c_prev, spec.c, False, affine, bases)
         self.nodes = list(kind.inputs)
         self.concat = list(kind.concat)
         wiring = [(name, node, source, kind.edges.index(name)) for name, node, source in edges]
@@ -93,16 +96,18 @@ class Cell(nn.Module):
         return torch.cat([states[n] for n in self.concat], dim=1)
 
 
-def search_cell(spec: CellSpec, space: SearchSpace = NASB_SPACE, binary_shortcut: bool = True) -> Cell:
+def search_cell(spec: CellSpec, space: SearchSpace = NASB_SPACE, binary_shortcut: bool = True,
+                bases: str = "single") -> Cell:
     """A supernet cell: every edge of the graph, each a MixedOp over the kind's ops (non-affine BN)."""
     kind = space.kind(kind_of(spec))
     pairs = kind.edge_pairs()
     edges = [(name, *pairs[name]) for name in kind.edges]
 
     def make_edge(name: str, stride: int) -> nn.Module:
-        return MixedOp(kind.ops, NASB_OPS, c=spec.c, stride=stride, affine=False, shortcut=binary_shortcut)
+        return MixedOp(kind.ops, NASB_OPS, c=spec.c, stride=stride, affine=False, shortcut=binary_shortcut,
+                       bases=bases)
 
-    return Cell(spec, space, edges, make_edge, affine=False)
+    return Cell(spec, space, edges, make_edge, affine=False, bases=bases)
 
 
 class Supernet(CellNetwork):
@@ -111,7 +116,8 @@ class Supernet(CellNetwork):
     Each cell mixes its edges with its kind's weights: ``softmax(alpha)`` (DARTS) while ``tau`` is None,
     else one straight-through Gumbel sample per edge and forward pass at temperature ``tau`` (GDAS,
     :func:`~nascomp.nas.gumbel_hard`), which runs one op per edge. ``binary_shortcut=False`` removes the
-    real-valued shortcut of the binary ops (the ablation of the collapse remedy, docs/NASB.md).
+    real-valued shortcut of the binary ops (the ablation of the collapse remedy, docs/NASB.md); ``bases``
+    (``single``, ``groupnet:K``, ``abcnet:MxN``) makes every binary conv a multi-base one.
     """
 
     def __init__(
@@ -122,15 +128,18 @@ class Supernet(CellNetwork):
         layers: int = 8,
         space: SearchSpace = NASB_SPACE,
         binary_shortcut: bool = True,
+        bases: str = "single",
     ):
+        chosen = str(parse_bases(bases))
         super().__init__(
             in_channels,
             channels,
             layers,
             num_classes,
             MULTIPLIER,
-            lambda spec: search_cell(spec, space, binary_shortcut),
+            lambda spec: search_cell(spec, space, binary_shortcut, chosen),
         )
+        self.bases = chosen
         self.space = space
         self.arch = space.arch_params()
         self.tau: float | None = None

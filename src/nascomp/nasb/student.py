@@ -50,12 +50,17 @@ def build_student(cfg: NASBTrainConfig, icfg: ModelCfg) -> tuple[nn.Module, str]
     if cfg.genotype is not None:
         genotype = load_genotype(cfg.genotype)
         width = cfg.channels or DEFAULT_CHANNELS
-        model: nn.Module = NASBNetwork(genotype, c, icfg.num_classes, width, cfg.layers)
-        about = f"NASB genotype {cfg.genotype} (C={width}, {cfg.layers} cells)"
+        net = NASBNetwork(genotype, c, icfg.num_classes, width, cfg.layers, bases=cfg.bases)
+        model: nn.Module = net
+        bases = "" if net.bases == "single" else f", bases {net.bases}"
+        about = f"NASB genotype {cfg.genotype} (C={width}, {cfg.layers} cells{bases})"
     else:
         assert cfg.model is not None
         if cfg.channels is not None:
             raise ConfigError(f"--channels sets the width of a genotype network; --model {cfg.model} has its own")
+        if cfg.bases is not None:
+            raise ConfigError(f"--bases sets the binary bases of a genotype network; --model {cfg.model} has its own "
+                              "(multi-base models: cifar_groupnet20_k4, cifar_groupnet20_k5, cifar_abcnet20_m3n3)")
         model = adapt_input_channels(create_model(cfg.model, num_classes=icfg.num_classes), c)
         about = cfg.model
     if not any(isinstance(m, BinaryConv2d) for m in model.modules()):

@@ -28,6 +28,7 @@ from ..engine.distributed import replicate
 from ..errors import ConfigError
 from ..quant.binary import set_binary_stage
 from ..quant.cost import count_cost
+from ..quant.multibase import parse_bases
 from .data import check_same_task, input_cfg, open_split, take, train_batches
 from .kd import student_loss
 from .network import NASBNetwork
@@ -175,6 +176,8 @@ def check_train_config(cfg: NASBTrainConfig) -> NASBTrainConfig:
         raise ConfigError(f"unknown stage-1 activation {cfg.stage1_act!r}; choose one of {', '.join(STAGE1_ACTS)}")
     if cfg.channels is not None and cfg.channels < 1 or cfg.layers < 1:
         raise ConfigError("a genotype network needs --channels >= 1 and --layers >= 1")
+    if cfg.bases is not None:
+        parse_bases(cfg.bases)
     return cfg
 
 
