@@ -239,6 +239,8 @@ def _add_cost(sub) -> None:
     p.add_argument("--genotype", help="a NASB genotype.json (or search run folder): its fully binary network")
     p.add_argument("--channels", type=int, default=16, help="width C of a genotype network (default 16)")
     p.add_argument("--layers", type=int, default=8, help="cells of a genotype network (default 8)")
+    p.add_argument("--bases", help="binary bases of a genotype network: single | groupnet:K | abcnet:MxN "
+                   "(default: the genotype's own)")
     p.add_argument("--input", help="input size CxHxW (default: the model's own; 3x32x32 for a genotype)")
     p.add_argument("--include-other", action="store_true", help="also count BatchNorm and pooling as FLOPs")
     p.add_argument("--json", action="store_true", help="print the totals and layer rows as one JSON object")
@@ -248,7 +250,7 @@ def _add_cost(sub) -> None:
 def _cmd_cost(a: argparse.Namespace) -> dict:
     from .nasb.report import cost_of, cost_summary
 
-    report = cost_of(a.model, a.genotype, a.input, a.include_other, a.channels, a.layers)
+    report = cost_of(a.model, a.genotype, a.input, a.include_other, a.channels, a.layers, bases=a.bases)
     record, table = cost_summary(report)
     if not a.json:
         print(table)
@@ -265,6 +267,10 @@ _NASB_INT_HELP = {
 }
 
 
+_BASES_HELP = ("binary bases of every binary conv: single | groupnet:K (Group-Net, K branches) | abcnet:MxN "
+               "(ABC-Net, M weight x N activation bases)")
+
+
 def _add_nasb(sub) -> None:
     p = sub.add_parser("nasb", help="binary NAS: search binary cells, train binary networks in stages")
     nsub = p.add_subparsers(dest="nasb_command", required=True)
@@ -275,6 +281,7 @@ def _add_nasb(sub) -> None:
     s.add_argument("--relaxation", help="softmax (DARTS mixture) | gumbel (one sampled op per edge, GDAS)")
     s.add_argument("--max-parameter-free", type=int, help="keep at most N pool/skip edges per cell (P-DARTS cap)")
     s.add_argument("--no-plot", dest="plot", action="store_false", default=None, help="skip the alpha history plot")
+    s.add_argument("--bases", help=_BASES_HELP)
     for name in ("channels", "layers", "subset", "epochs", "batch-size"):
         s.add_argument(f"--{name}", type=int, help=_NASB_INT_HELP[name])
     _run_args(s)
@@ -288,10 +295,12 @@ def _add_nasb(sub) -> None:
     t.add_argument("--stages", type=int, help="3 (default): real -> binary acts -> binary; 2: last two; 1: binary")
     t.add_argument("--teacher", help="real-valued teacher for KD, e.g. cifar_resnet56 (demo_net: built-in)")
     t.add_argument("--teacher-weights", help="checkpoint of the teacher")
-    t.add_argument("--preset", help="demo | quick (CPU minutes, subsets) | paper")
+    t.add_argument("--preset", help="demo | quick (CPU minutes, subsets) | paper | full (50,000 images, 3 x 128 "
+                   "epochs, for a GPU; continue across leases with --resume)")
     t.add_argument("--lr", type=float, help="Adam learning rate of every stage (default 1e-3)")
     t.add_argument("--lr-schedule", help="linear (default) | cosine, to 0 within each stage")
     t.add_argument("--stage1-act", help="clip (default, Bi-Real) | identity: stage-1 activation")
+    t.add_argument("--bases", help=_BASES_HELP + " (default: the genotype's own)")
     for name in ("channels", "layers", "epochs", "batch-size", "subset", "eval-subset"):
         t.add_argument(f"--{name}", type=int, help=_NASB_INT_HELP[name])
     _run_args(t)
@@ -308,7 +317,7 @@ def _cmd_nasb_search(a: argparse.Namespace) -> dict:
     from .nasb import run_search
 
     keys = ("data", "order", "relaxation", "max_parameter_free", "channels", "layers", "subset", "epochs", "batch_size", "plot", "seed",
-            "device")
+            "device", "bases")
     cfg = resolve(NASBSearchConfig, NASB_SEARCH_PRESETS, _nasb_preset(a), {k: getattr(a, k) for k in keys})
     m = run_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     _finish_run(m, a)
@@ -326,7 +335,7 @@ def _cmd_nasb_train(a: argparse.Namespace) -> dict:
     from .nasb import run_train
 
     keys = ("genotype", "model", "data", "eval_data", "stages", "teacher", "teacher_weights", "lr", "lr_schedule",
-            "stage1_act", "channels", "layers", "epochs", "batch_size", "subset", "eval_subset", "seed", "device")
+            "stage1_act", "channels", "layers", "epochs", "batch_size", "subset", "eval_subset", "seed", "device", "bases")
     cfg = resolve(NASBTrainConfig, NASB_TRAIN_PRESETS, _nasb_preset(a), {k: getattr(a, k) for k in keys})
     m = run_train(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     _finish_run(m, a)
