@@ -1,32 +1,46 @@
-"""NASB vs Bi-Real on CIFAR-10: search binary cells, match the OPs of ``cifar_birealnet20``, train both in stages.
+"""NASB vs single- and multiple-binary-base networks on CIFAR-10, each pair at equal OPs, trained in stages.
 
-    python benchmarks/nasb_cifar10.py [--preset quick|paper] [--train TAR] [--test TAR] [--out DIR]
-                                      [--seed S] [--threads N] [--device D] [--write]
+    python benchmarks/nasb_cifar10.py [--preset quick|paper|full] [--genotype G] [--rows R ...] [--seeds S ...]
+                                      [--train TAR] [--test TAR] [--out DIR] [--threads N] [--device D]
+                                      [--report-only] [--write] [--title T]
     python benchmarks/nasb_cifar10.py --smoke      # demo digits, tiny settings, under a minute
 
-Steps, all with one seed: (1) ``nascomp nasb search`` on the training tar (the preset's subset), (2) the width C
-of the found network (8 cells) whose fully binary OPs are closest to the baseline's (``count_cost``; within
-10 % or the run says so), (3) ``nascomp nasb train`` of the found network and of ``cifar_birealnet20`` with the
-same stages, epochs, training subset, test subset and seed. It prints its command, the machine, the budget,
-top-1 per stage (last epoch), FLOPs/BOPs/OPs and wall times; ``--write`` puts the section
-"## NASB vs Bi-Real (CIFAR-10)" into docs/BENCHMARKS.md (replacing that section, keeping the rest).
+Steps: (1) the found cells: ``nascomp nasb search`` on the training tar (the preset's subset, first seed), or
+``--genotype`` (a genotype file or a shipped name such as ``nasb-cifar10-quick-seed0``, the cell the quick search
+found with seed 0); (2) the rows (``--rows``, default all), each trained by ``nascomp nasb train`` with the same
+stages, epochs, training subset, test subset and seed:
 
-The quick preset is sized for about an hour on two CPU cores (one torch thread: on shared cores the thread
-hand-offs of small convs cost more than a second thread gives; ``--threads 2`` on idle cores): search on 10,000
-training images (5,000 for weights, 5,000 for alphas) with GDAS sampling, 4 epochs; training on 6,000 images,
-3 epochs per stage, test on 2,000 images. The test images are ../shared's JPEG set: compare the two networks
-with each other, not with published CIFAR-10 figures.
+====================  =================================================================================
+``birealnet``         Bi-Real-20 (``cifar_birealnet20``, one base)
+``nasb``              the found network, one base, width C whose fully binary OPs are closest to Bi-Real-20's
+``groupnet``          Group-Net-20 K = 4 (``cifar_groupnet20_k4``)
+``abcnet``            ABC-Net-20 3 x 3 (``cifar_abcnet20_m3n3``)
+``nasb-groupnet``     the found network with ``groupnet:4`` bases, width matched to Group-Net-20 K = 4's OPs
+``nasb-abcnet``       the found network with ``abcnet:3x3`` bases, width matched to ABC-Net-20 3 x 3's OPs
+====================  =================================================================================
+
+Every row trains in its own folder ``<out>/<folder>-s<seed>`` (:data:`ROWS`): a finished one (``metrics.json``) is read back, an
+unfinished one (``checkpoint.pt``) resumed, so an interrupted benchmark continues where it stopped (on a GPU:
+across short leases). ``--report-only`` trains nothing and reports what the folders hold: finished stages, and
+``-`` for stages not run yet. It prints its command, the machine, the budget, top-1 per stage (last epoch of
+each), FLOPs/BOPs/OPs, params and train time; ``--write`` puts the section into docs/BENCHMARKS.md.
+
+The quick preset on two CPU cores, one torch thread (on shared cores the thread hand-offs of small convs cost
+more than a second thread gives): training on 6,000 images, 3 epochs per stage, test on 2,000 images. The test
+images are ../shared's JPEG set: compare the rows with each other, not with published CIFAR-10 figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import shlex
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from common import DOCS, SHARED, add_section_args, machine, shown, write_section
@@ -39,49 +53,82 @@ from nascomp.quant.cost import sci
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR = SHARED / "data" / "cifar10-jpeg"
-TITLE = "NASB vs Bi-Real (CIFAR-10)"
-BASELINE = "cifar_birealnet20"
+TITLE = "NASB vs single- and multiple-base binary networks (CIFAR-10)"
 SMOKE_SEARCH = dict(channels=4, layers=3, subset=256, epochs=1, batch_size=32, plot=False)
 SMOKE_TRAIN = dict(layers=3, subset=256, eval_subset=128, epochs=1, batch_size=32)
 OPS_TOLERANCE = 0.10
 DATA_NOTE = "../shared's CIFAR-10 *JPEG* sets: compare the rows with each other, not with published figures"
 
 
+class Row(NamedTuple):
+    """One network of the table: a registered model, or the found cells with ``bases`` matched to ``match``."""
+
+    key: str
+    label: str
+    folder: str  # run folder name, <folder>-s<seed>
+    model: str | None = None
+    bases: str | None = None
+    match: str | None = None  # the registered model whose OPs the found network's width is matched to
+
+
+ROWS = (
+    Row("birealnet", "Bi-Real-20 (1 base)", "birealnet20", model="cifar_birealnet20"),
+    Row("nasb", "NASB found (1 base)", "nasb", match="cifar_birealnet20"),
+    Row("groupnet", "Group-Net-20 K=4", "groupnet20-k4", model="cifar_groupnet20_k4"),
+    Row("abcnet", "ABC-Net-20 3x3", "abcnet20-m3n3", model="cifar_abcnet20_m3n3"),
+    Row("nasb-groupnet", "NASB found, groupnet:4 bases", "nasb-groupnet4", bases="groupnet:4",
+        match="cifar_groupnet20_k4"),
+    Row("nasb-abcnet", "NASB found, abcnet:3x3 bases", "nasb-abcnet3x3", bases="abcnet:3x3",
+        match="cifar_abcnet20_m3n3"),
+)
+BY_KEY = {r.key: r for r in ROWS}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default="quick", help="quick (CPU, about an hour) | paper")
+    p.add_argument("--preset", default="quick", help="quick (CPU) | paper | full (GPU; resumable)")
     p.add_argument("--train", default=str(CIFAR / "train.tar.gz"), help="labelled training images")
     p.add_argument("--test", default=str(CIFAR / "test.tar.gz"), help="labelled test images")
-    p.add_argument("--out", default=None, help="folder of the three run folders (default runs/nasb-cifar10-<time>)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="folder of the run folders (default runs/nasb-cifar10-<time>)")
+    p.add_argument("--genotype", help="train these cells instead of searching (file, run folder or shipped name)")
+    p.add_argument("--rows", nargs="+", choices=list(BY_KEY), default=list(BY_KEY), help="rows to train (default all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search (and the only seed without --seeds)")
+    p.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: --seed)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1, see the module docstring)")
     p.add_argument("--device", default="auto")
     p.add_argument("--max-parameter-free", type=int, help="derivation cap on pool/skip edges per cell (remedy)")
+    p.add_argument("--report-only", action="store_true", help="train nothing; report what the run folders hold")
     add_section_args(p, TITLE)
     p.add_argument("--smoke", action="store_true", help="demo digits with tiny settings (checks the script)")
     return p.parse_args(argv)
 
 
 def configs(a: argparse.Namespace) -> tuple[NASBSearchConfig, NASBTrainConfig]:
-    """The search config and the training config shared by both networks (no student set yet)."""
+    """The search config and the training config shared by every row (no student set yet)."""
     if a.smoke:
         search = resolve(NASBSearchConfig, NASB_SEARCH_PRESETS, "demo", {**SMOKE_SEARCH, "seed": a.seed})
         train = resolve(NASBTrainConfig, NASB_TRAIN_PRESETS, "demo", {**SMOKE_TRAIN, "seed": a.seed})
         return search, train
     common = {"seed": a.seed, "device": a.device}
-    search = resolve(NASBSearchConfig, NASB_SEARCH_PRESETS, a.preset,
+    search_preset = a.preset if a.preset in NASB_SEARCH_PRESETS else "paper"
+    search = resolve(NASBSearchConfig, NASB_SEARCH_PRESETS, search_preset,
                      {"data": a.train, "max_parameter_free": a.max_parameter_free, **common})
     train = resolve(NASBTrainConfig, NASB_TRAIN_PRESETS, a.preset, {"data": a.train, "eval_data": a.test, **common})
     return search, train
 
 
-def budget(search: NASBSearchConfig, train: NASBTrainConfig) -> str:
+def budget(train: NASBTrainConfig) -> str:
     images = lambda n: "all" if n == 0 else f"{n:,}"  # noqa: E731
-    return (f"search: {images(search.subset)} training images (half weights, half alphas), C={search.channels}, "
+    return (f"training: {images(train.subset)} images, {train.stages} stages x {train.epochs} epochs, batch "
+            f"{train.batch_size}, Adam {train.lr:g} ({train.lr_schedule}), found networks {train.layers} cells; "
+            f"test: {images(train.eval_subset)} images")
+
+
+def search_budget(search: NASBSearchConfig) -> str:
+    images = lambda n: "all" if n == 0 else f"{n:,}"  # noqa: E731
+    return (f"{images(search.subset)} training images (half weights, half alphas), C={search.channels}, "
             f"{search.layers} cells, {search.epochs} epochs, batch {search.batch_size}, {search.relaxation}, "
-            f"order {search.order}, parameter-free cap {search.max_parameter_free}; training: {images(train.subset)} images, {train.stages} stages x "
-            f"{train.epochs} epochs, batch {train.batch_size}, Adam {train.lr:g} ({train.lr_schedule}), "
-            f"{train.layers} cells; test: {images(train.eval_subset)} images")
+            f"order {search.order}, parameter-free cap {search.max_parameter_free}")
 
 
 def cell_text(genotype, kind: str) -> str:
@@ -92,74 +139,134 @@ def cell_text(genotype, kind: str) -> str:
     return "; ".join(f"{node} = {' + '.join(terms)}" for node, terms in nodes.items())
 
 
-def timed(fn, *args, **kwargs) -> tuple[dict, float]:
-    start = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return result, time.perf_counter() - start
+def found_cells(a: argparse.Namespace, search_cfg: NASBSearchConfig, out: Path) -> tuple[str, dict | None]:
+    """The genotype to train (its spec for the training config) and the search's metrics (None with --genotype)."""
+    if a.genotype:
+        load_genotype(a.genotype)
+        return a.genotype, None
+    folder = out / "search"
+    if (folder / "metrics.json").is_file():
+        found = json.loads((folder / "metrics.json").read_text())
+    elif a.report_only:
+        raise SystemExit(f"--report-only: no finished search in {folder}; pass --genotype or run the search")
+    else:
+        resume = str(folder) if (folder / "checkpoint.pt").is_file() else None
+        found = run_search(search_cfg, out=None if resume else str(folder), resume=resume, quiet=True)
+    print(f"search: {found['steps']} steps, {found['seconds_per_step']:.3g} s/step, {found['seconds'] / 60:.1f} min; "
+          f"parameter-free edges {found['parameter_free']}", flush=True)
+    return found["genotype"], found
+
+
+def row_config(row: Row, train_cfg: NASBTrainConfig, genotype: str, icfg) -> tuple[NASBTrainConfig, str, float]:
+    """The training config of ``row``, its width text and its OPs gap to the network it is matched to (0 if none)."""
+    if row.model is not None:
+        return replace(train_cfg, model=row.model), "16/32/64", 0.0
+    target = student_cost(replace(train_cfg, model=row.match), icfg).ops
+    width, matched = width_for_ops(load_genotype(genotype), icfg, train_cfg.layers, target, bases=row.bases)
+    cfg = replace(train_cfg, genotype=genotype, channels=width, bases=row.bases)
+    return cfg, f"C={width}, {train_cfg.layers} cells", matched.ops / target - 1
+
+
+def partial(folder: Path) -> dict | None:
+    """What an unfinished run folder holds: the finished stages (from its checkpoint) and its seconds so far."""
+    ckpt = folder / "checkpoint.pt"
+    if not ckpt.is_file():
+        return None
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    stages = state["results"]["stages"]
+    return {"stages": stages, "seconds": state["progress"].get("seconds", 0.0), "finished": False}
+
+
+def train_row(cfg: NASBTrainConfig, folder: Path, report_only: bool) -> dict | None:
+    """Read back a finished row, resume an unfinished one, or train it (None: nothing there with --report-only)."""
+    if (folder / "metrics.json").is_file():
+        return {**json.loads((folder / "metrics.json").read_text()), "finished": True}
+    if report_only:
+        return partial(folder)
+    resume = str(folder) if (folder / "checkpoint.pt").is_file() else None
+    metrics = run_train(cfg, out=None if resume else str(folder), resume=resume, quiet=True)
+    return {**metrics, "finished": True}
 
 
 def run(a: argparse.Namespace) -> dict:
     search_cfg, train_cfg = configs(a)
     out = Path(a.out or ROOT / "runs" / f"nasb-cifar10-{time.strftime('%Y%m%d-%H%M%S')}")
-    print(f"budget: {budget(search_cfg, train_cfg)}", flush=True)
-    found, search_s = timed(run_search, search_cfg, out=str(out / "search"), quiet=True)
-    genotype = load_genotype(found["genotype"])
-    print(f"search: {found['steps']} steps, {found['seconds_per_step']:.3g} s/step, {search_s / 60:.1f} min; "
-          f"parameter-free edges {found['parameter_free']}", flush=True)
-
+    print(f"budget: {budget(train_cfg)}", flush=True)
+    genotype, found = found_cells(a, search_cfg, out)
     icfg = input_cfg(open_split(train_cfg.data, "train"))
-    base_cfg = replace(train_cfg, model=BASELINE)
-    base_cost = student_cost(base_cfg, icfg)
-    width, matched = width_for_ops(genotype, icfg, train_cfg.layers, base_cost.ops)
-    gap = matched.ops / base_cost.ops - 1
-    print(f"width: C={width} gives OPs {sci(matched.ops)} vs {BASELINE} {sci(base_cost.ops)} ({gap:+.1%})", flush=True)
-    nets = {}
-    for name, cfg in (("NASB (searched)", replace(train_cfg, genotype=found["genotype"], channels=width)),
-                      (f"Bi-Real ({BASELINE})", base_cfg)):
-        metrics, seconds = timed(run_train, cfg, out=str(out / name.split()[0].lower()), quiet=True)
-        nets[name] = {**metrics, "wall_seconds": seconds}
-        tops = ", ".join(f"stage {s['stage']} {s['top1']:.2f} %" for s in metrics["stages"])
-        print(f"{name}: {tops}; OPs {sci(metrics['cost']['ops'])}; {seconds / 60:.1f} min", flush=True)
-    return {"search": {**found, "wall_seconds": search_s}, "genotype": genotype, "width": width, "ops_gap": gap,
-            "nets": nets, "search_cfg": search_cfg, "train_cfg": train_cfg, "out": out}
+    rows = []
+    for seed in a.seeds or [a.seed]:
+        for key in a.rows:
+            row = BY_KEY[key]
+            cfg, width, gap = row_config(row, replace(train_cfg, seed=seed), genotype, icfg)
+            metrics = train_row(cfg, out / f"{row.folder}-s{seed}", a.report_only)
+            cost = student_cost(cfg, icfg)
+            rows.append({"row": row, "seed": seed, "width": width, "gap": gap, "metrics": metrics,
+                         "cost": {"flops": cost.flops, "bops": cost.bops, "ops": cost.ops, "params": cost.params}})
+            if metrics is not None:
+                tops = ", ".join(f"stage {s['stage']} {s['top1']:.2f} %" for s in metrics["stages"])
+                print(f"{row.label} seed {seed}: {tops or 'no stage finished'}; OPs {sci(cost.ops)}", flush=True)
+    return {"search": found, "genotype": genotype, "rows": rows, "search_cfg": search_cfg, "train_cfg": train_cfg,
+            "out": out, "report_only": a.report_only}
+
+
+def _top1(metrics: dict | None, stage: int) -> str:
+    if metrics is None:
+        return "not run"
+    found = [s["top1"] for s in metrics["stages"] if s["stage"] == stage]
+    return f"{found[0]:.2f} %" if found else "-"
+
+
+def table(r: dict) -> list[str]:
+    stages = [1, 2, 3][3 - r["train_cfg"].stages:]
+    head = ["network", "seed", "width", *[f"stage {s} top-1" for s in stages], "FLOPs", "BOPs", "OPs", "OPs vs match",
+            "params", "train time"]
+    lines = [f"| {' | '.join(head)} |", f"|{'---|' * len(head)}"]
+    for x in r["rows"]:
+        m, cost, row = x["metrics"], x["cost"], x["row"]
+        seconds = "-" if m is None else f"{m['seconds'] / 60:.1f} min" + ("" if m["finished"] else " (unfinished)")
+        gap = f"{x['gap']:+.1%} vs {row.match}" if row.match else ""
+        cells = [row.label, str(x["seed"]), x["width"], *[_top1(m, s) for s in stages], sci(cost["flops"]),
+                 sci(cost["bops"]), sci(cost["ops"]), gap, sci(cost["params"]), seconds]
+        lines.append(f"| {' | '.join(cells)} |")
+    return lines
 
 
 def markdown(r: dict, command: str, machine_text: str, total_s: float) -> str:
     s_cfg, t_cfg, search = r["search_cfg"], r["train_cfg"], r["search"]
-    stages = [s["stage"] for s in next(iter(r["nets"].values()))["stages"]]
-    head = ["network", "width", *[f"stage {s} top-1" for s in stages], "FLOPs", "BOPs", "OPs", "params", "train time"]
-    rows = []
-    for name, m in r["nets"].items():
-        width = f"C={r['width']}, {t_cfg.layers} cells" if name.startswith("NASB") else "16/32/64"
-        cost = m["cost"]
-        rows.append([name, width, *[f"{s['top1']:.2f} %" for s in m["stages"]], sci(cost["flops"]),
-                     sci(cost["bops"]), sci(cost["ops"]), sci(cost["params"]), f"{m['wall_seconds'] / 60:.1f} min"])
-    table = [f"| {' | '.join(head)} |", f"|{'---|' * len(head)}", *[f"| {' | '.join(row)} |" for row in rows]]
-    nasb, base = (m["stages"][-1]["top1"] for m in r["nets"].values())
-    gap_ok = "within" if abs(r["ops_gap"]) <= OPS_TOLERANCE else "NOT within"
+    genotype = load_genotype(r["genotype"])
+    if search is None:
+        origin = f"`{shown(r['genotype'])}` ({genotype.meta.get('source', 'given with --genotype')})"
+    else:
+        origin = (f"searched here ({search_budget(s_cfg)}): {search['steps']} steps, {search['seconds_per_step']:.3g} "
+                  f"s/step, {search['seconds'] / 60:.1f} min; parameter-free edges kept {search['parameter_free']}")
+    unfinished = [x for x in r["rows"] if x["metrics"] is None or not x["metrics"]["finished"]]
     lines = [
         f"Measured {datetime.date.today().isoformat()} with `{command}` on {machine_text}; "
-        f"total wall time {total_s / 60:.1f} min.",
+        f"{'report from the run folders' if r['report_only'] else f'total wall time {total_s / 60:.1f} min'}.",
         "",
-        f"Data: training images from `{shown(s_cfg.data)}`, test images from `{shown(t_cfg.eval_data or 'demo')}` "
-        f"({DATA_NOTE if s_cfg.data != 'demo' else 'the demo digits: a check of the script, not a result'}); "
-        f"subsets drawn with seed {t_cfg.seed}. Budget: {budget(s_cfg, t_cfg)}.",
+        f"Data: training images from `{shown(s_cfg.data if search else t_cfg.data)}`, test images from "
+        f"`{shown(t_cfg.eval_data or 'demo')}` "
+        f"({DATA_NOTE if t_cfg.data != 'demo' else 'the demo digits: a check of the script, not a result'}); "
+        f"subsets drawn with the row's seed. Budget: {budget(t_cfg)}.",
         "",
-        f"Search: {search['steps']} steps, {search['seconds_per_step']:.3g} s/step, "
-        f"{search['wall_seconds'] / 60:.1f} min wall; parameter-free edges kept {search['parameter_free']}.",
-        f"Found normal cell: {cell_text(r['genotype'], 'normal')}.",
-        f"Found reduction cell: {cell_text(r['genotype'], 'reduce')}.",
-        f"Width of the found network chosen by OPs: C={r['width']} ({r['ops_gap']:+.1%} OPs vs the baseline, "
-        f"{gap_ok} {OPS_TOLERANCE:.0%}).",
+        f"Found cells: {origin}.",
+        f"Normal cell: {cell_text(genotype, 'normal')}.",
+        f"Reduction cell: {cell_text(genotype, 'reduce')}.",
         "",
-        *table,
+        *table(r),
         "",
-        "Top-1 at the last epoch of each stage (stage 1 real-valued, 2 binary activations, 3 fully binary); costs "
-        "of the fully binary networks (Bi-Real/ReActNet convention, OPs = FLOPs + BOPs/64). "
-        f"Searched minus hand-designed at stage 3: {nasb - base:+.2f} points, one seed.",
-        "",
+        "Top-1 at the last epoch of each stage (stage 1 real-valued, 2 binary activations, 3 fully binary); costs of "
+        "the fully binary networks (Bi-Real/ReActNet convention, OPs = FLOPs + BOPs/64; each base's binary convs "
+        "counted). A found network's width C is the one whose OPs are closest to those of the network it is matched "
+        f"to (within {OPS_TOLERANCE:.0%} is the aim; the gap is in the table).",
     ]
-    return "\n".join(lines)
+    if unfinished:
+        lines += ["", "Not finished when this section was written: " + "; ".join(
+            f"{x['row'].label} seed {x['seed']} ("
+            + ("not started" if x["metrics"] is None else f"{len(x['metrics']['stages'])} of {t_cfg.stages} stages")
+            + ")" for x in unfinished) + ". The same command continues them (each row resumes from its checkpoint)."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
