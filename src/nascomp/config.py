@@ -219,7 +219,7 @@ NASB_TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "demo": dict(layers=5, epochs=2, batch_size=64, augment=False),
     "quick": dict(layers=8, subset=6000, eval_subset=2000, epochs=3, batch_size=64),
     "paper": dict(layers=8, epochs=100, batch_size=128),
-    # all 50,000 CIFAR-10 images, 3 stages x 128 epochs (384 in all; see docs/NASB.md for whose schedule), for a GPU
+    # all 50,000 CIFAR-10 images, 3 stages x 128 epochs (ReActNet recipe, our length; docs/NASB.md), for a GPU
     # lease: resumable with --resume (checkpoint every epoch), --stop-after to end a lease cleanly
     "full": dict(layers=8, subset=0, eval_subset=0, epochs=128, batch_size=256, lr=5e-4, eval_every=16),
 }
