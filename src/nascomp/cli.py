@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .errors import Paused, UserError
+from .errors import ConfigError, Paused, UserError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -177,8 +177,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--model", help="model name; omit when --weights is a dfq run folder")
     p.add_argument("--weights", required=True, help="checkpoint file, or a dfq run folder (quantized student)")
     p.add_argument("--data", required=True, help="labelled data: demo, ImageFolder dir, .tar(.gz), cifar10")
-    p.add_argument("--batch-size", type=_positive_int, default=500, help="images per evaluation batch (default 500)")
-    p.add_argument("--workers", type=int, help="processes decoding image files (default: every core; 0 = none)")
+    p.add_argument("--batch-size", type=_ranged("eval_batch_size"), default=500,
+                   help="images per evaluation batch (default 500)")
+    p.add_argument("--workers", type=_ranged("workers"), help="processes decoding image files (default: every core; 0 = none)")
     p.add_argument("--interpolation", choices=("bicubic", "bilinear"), help="resize of image files (default: the model's)")
     _common(p)
     p.set_defaults(func=_cmd_eval)
@@ -235,13 +236,14 @@ def _cmd_report(a: argparse.Namespace) -> dict:
 
 def _add_cost(sub) -> None:
     p = sub.add_parser("cost", help="params, size, FLOPs, BOPs and OPs = FLOPs + BOPs/64, with a per-layer table")
+    p.add_argument("run", nargs="?", metavar="RUN", help="a finished run folder: the cost of its saved model at its bits")
     p.add_argument("--model", help="registered model name (see `nascomp list`), e.g. birealnet18")
     p.add_argument("--genotype", help="a NASB genotype.json (or search run folder): its fully binary network")
-    p.add_argument("--channels", type=int, default=16, help="width C of a genotype network (default 16)")
-    p.add_argument("--layers", type=int, default=8, help="cells of a genotype network (default 8)")
+    p.add_argument("--channels", type=_ranged("channels"), default=16, help="width C of a genotype network (default 16)")
+    p.add_argument("--layers", type=_ranged("layers"), default=8, help="cells of a genotype network (default 8)")
     p.add_argument("--bases", help="binary bases of a genotype network: single | groupnet:K | abcnet:MxN "
                    "(default: the genotype's own)")
-    p.add_argument("--input", help="input size CxHxW (default: the model's own; 3x32x32 for a genotype)")
+    p.add_argument("--input", type=_input_size, help="input size CxHxW (default: the model's own; 3x32x32 for a genotype)")
     p.add_argument("--include-other", action="store_true", help="also count BatchNorm and pooling as FLOPs")
     p.add_argument("--json", action="store_true", help="print the totals and layer rows as one JSON object")
     p.set_defaults(func=_cmd_cost)
@@ -250,11 +252,77 @@ def _add_cost(sub) -> None:
 def _cmd_cost(a: argparse.Namespace) -> dict:
     from .nasb.report import cost_of, cost_summary
 
+    if a.run is not None:
+        return _run_cost(a)
     report = cost_of(a.model, a.genotype, a.input, a.include_other, a.channels, a.layers, bases=a.bases)
     record, table = cost_summary(report)
     if not a.json:
         print(table)
     return record
+
+
+def _run_cost(a: argparse.Namespace) -> dict:
+    from .export import load_model
+    from .export.api import uncounted_layers
+    from .nasb.report import cost_summary
+    from .quant.cost import count_cost
+
+    if a.model or a.genotype:
+        raise ConfigError("give a run folder or --model/--genotype, not both")
+    model = load_model(a.run, trainable=True)
+    report = count_cost(model, model.default_cfg.input_size, include_other=a.include_other)
+    record, table = cost_summary(report)
+    record["fp32_mbytes"] = report.params * 4 / 2**20
+    record["compression"] = record["fp32_mbytes"] / max(report.size_mbytes, 1e-12)
+    record["uncounted"] = uncounted_layers(model)
+    if not a.json:
+        print(table)
+        print(f"model size {report.size_mbytes:.4g} MiB at its bits vs {record['fp32_mbytes']:.4g} MiB in FP32: "
+              f"{record['compression']:.2f}x smaller")
+    if record["uncounted"]:
+        print(f"nascomp cost: warning: {len(record['uncounted'])} layers are not counted in FLOPs/BOPs "
+              f"({', '.join(record['uncounted'][:5])})", file=sys.stderr)
+    return record
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a run's model (DFQ student, NASB network) or a float model as ONNX or "
+                       "a torch.export program, optionally checked against onnxruntime")
+    p.add_argument("run", nargs="?", metavar="RUN", help="a finished run folder (omit with --model)")
+    p.add_argument("--model", help="a registered float model instead of a run (with --weights)")
+    p.add_argument("--weights", help="checkpoint of --model")
+    p.add_argument("--format", choices=("onnx", "pt2"), default="onnx", help="onnx (opset 21, QDQ; default) or pt2")
+    p.add_argument("--output", help="file to write (default RUN/model.onnx or RUN/model.pt2)")
+    p.add_argument("--check", metavar="DATA", help="labelled data: compare onnxruntime (optimisations off, then on) "
+                   "with PyTorch on it; exit 1 below 99.9 %% top-1 agreement")
+    p.add_argument("--check-limit", type=_positive_int, help="check on the first N images only (default all)")
+    p.add_argument("--batch-size", type=_positive_int, default=200, help="images per check batch (default 200)")
+    p.add_argument("--workers", type=int, help="processes decoding image files (default: every core; 0 = none)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(a: argparse.Namespace) -> dict:
+    from .export import export_model
+    from .models import create_model
+
+    if (a.run is None) == (a.model is None):
+        raise ConfigError("give a run folder, or --model NAME --weights W --output FILE for a float model")
+    if a.model is not None and a.output is None:
+        raise ConfigError("--model needs --output FILE (where to write the exported model)")
+    source = a.run if a.run is not None else create_model(a.model, a.weights).eval()
+    result = export_model(source, a.output, a.format, a.check, a.batch_size, a.workers, a.check_limit)
+    if not a.json:
+        print(f"wrote {result['path']} ({result['mbytes']:.3g} MiB, {a.format})")
+        if a.check is not None:
+            print(f"check on {result['images']} images: PyTorch top-1 {result['torch_top1']:.2f} %, onnxruntime "
+                  f"{result['onnx_top1']:.2f} %, agreement {result['agreement']:.2f} %, max |logit diff| "
+                  f"{result['max_abs_diff']:.3g} (onnxruntime optimisations off and all; the worse is shown)")
+    if a.check is not None and not result["ok"]:
+        print(f"nascomp export: error: onnxruntime agrees with PyTorch on only {result['agreement']:.2f} % of the "
+              f"images (needs 99.9 %); the file is written but do not deploy it", file=sys.stderr)
+        a.exit_code = 1
+    return result
 
 
 _NASB_INT_HELP = {
@@ -380,13 +448,40 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _ranged(field: str) -> Callable[[str], int]:
+    """An argparse type: a whole number within ``config.RANGES[field]`` (checked at parse time)."""
+    from .config import RANGES
+
+    low, high = RANGES[field]
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not a whole number from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def _input_size(text: str) -> str:
+    """``--input CxHxW`` with each side within ``config.RANGES["input_side"]`` (a huge one would only fail
+    after allocating it); the format itself is checked where it is read."""
+    from .config import RANGES
+
+    low, high = RANGES["input_side"]
+    parts = text.lower().split("x")
+    if all(p.isdigit() for p in parts) and any(not low <= int(p) <= high for p in parts):
+        raise argparse.ArgumentTypeError(f"{text}: each of C, H and W must be from {low:g} to {high:g}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="nascomp", description="Compress pretrained CNNs with neural architecture search: data-free "
         "quantization (GDFQ / AutoReCon generators) and binary networks (NASB). Errors exit with status 2.")
     parser.add_argument("--version", action="version", version=f"nascomp {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_dfq, _add_search_generator, _add_eval, _add_list, _add_cost, _add_nasb, _add_report):
+    for add in (_add_dfq, _add_search_generator, _add_eval, _add_list, _add_cost, _add_export, _add_nasb, _add_report):
         add(sub)
     return parser
 
@@ -405,6 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = func(args)
             if getattr(args, "json", False):
                 print(json.dumps(result))
+        if getattr(args, "exit_code", 0):
+            return args.exit_code
     except UserError as e:
         print(f"nascomp {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -27,5 +27,9 @@ class NumericalError(UserError):
     """A loss, gradient or metric became NaN or infinite: the run stops at that step (exit 2)."""
 
 
+class ExportError(UserError):
+    """A model cannot be frozen or exported, or the exported graph disagrees with PyTorch."""
+
+
 class Paused(Exception):  # noqa: N818  (a state, not an error)
     """A run stopped at a checkpoint because its ``--stop-after`` time was spent (a lease ends); resumable."""

@@ -45,12 +45,12 @@ def test_student_optimizer_is_the_configured_one(tmp_path, name, cls):
 def test_end_to_end_demo_run_writes_the_run_folder(tmp_path, demo_teacher):
     metrics = run_dfq(_cfg(), out=str(tmp_path / "run"), quiet=True)
     run = tmp_path / "run"
-    for name in ("config.yaml", "log.txt", "checkpoint.pt", "metrics.json", "student.safetensors", "quant_spec.json"):
+    for name in ("config.yaml", "log.txt", "checkpoint.pt", "metrics.json", "model.safetensors", "model.json"):
         assert (run / name).is_file(), name
     assert metrics["fp_top1"] > 90 and metrics["ptq_top1"] > 50 and metrics["dfq_top1"] > 50
     assert json.loads((run / "metrics.json").read_text())["dfq_top1"] == metrics["dfq_top1"]
-    spec = json.loads((run / "quant_spec.json").read_text())
-    assert spec["wbits"] == 4 and spec["layers"]["features.3"]["abits"] == 4
+    spec = json.loads((run / "model.json").read_text())
+    assert spec["kind"] == "dfq-student" and spec["quant"]["wbits"] == 4 and spec["layers"]["features.3"]["abits"] == 4
     assert evaluate_checkpoint(None, str(run), "demo").top1 == pytest.approx(metrics["dfq_top1"])
     assert load_student(run).features[0].act_quant.frozen
 

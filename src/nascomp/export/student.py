@@ -1,38 +1,41 @@
-"""Saving and loading a quantized student: ``student.safetensors`` (weights and quantizer state) beside
-``quant_spec.json`` (model name, bit widths, estimators and per-layer ranges), enough to rebuild it."""
+"""Saving and loading a DFQ run's student: the artefact of :mod:`.artefact` (``model.safetensors`` with packed
+integer weights + ``model.json``, kind ``dfq-student``). Run folders written before that format
+(``student.safetensors`` with the latent FP32 weights + ``quant_spec.json``) still load."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from ..engine.rundir import atomic_write_text
 from ..errors import CheckpointError
 from ..models import create_model
 from ..quant import mark_frozen, quant_spec, quantize_model
 from ..quant.modules import SPEC_FORMAT
+from .artefact import is_artefact, load_artefact, save_artefact
 
 STUDENT_FILE, SPEC_FILE = "student.safetensors", "quant_spec.json"
 
 
 def save_student(student: nn.Module, folder: Path) -> None:
-    state = {k: v.detach().contiguous().cpu() for k, v in student.state_dict().items()}
-    tmp = folder / f".{STUDENT_FILE}.tmp"
-    save_file(state, str(tmp))
-    tmp.replace(folder / STUDENT_FILE)
-    atomic_write_text(folder / SPEC_FILE, json.dumps(quant_spec(student), indent=2) + "\n")
+    """Write the calibrated student as the run's artefact (kind ``dfq-student``, settings under ``quant``)."""
+    spec = quant_spec(student)
+    settings = {k: v for k, v in spec.items() if k not in ("format", "version", "model", "num_classes", "layers")}
+    save_artefact(student, folder, "dfq-student", {"quant": settings})
 
 
 def is_student_folder(path: str | Path) -> bool:
-    return (Path(path) / SPEC_FILE).is_file()
+    """A folder holding a saved model of any kind (or a student in the format before the artefact)."""
+    return is_artefact(path) or (Path(path) / SPEC_FILE).is_file()
 
 
 def load_student(folder: str | Path) -> nn.Module:
-    """Rebuild the quantized student saved in ``folder`` (a DFQ run folder), ranges frozen, in eval mode."""
+    """The model saved in ``folder`` as its trainable (fake-quantized) form, ranges frozen, in eval mode."""
     folder = Path(folder)
+    if is_artefact(folder):
+        return load_artefact(folder, trainable=True)
     spec_path, weights = folder / SPEC_FILE, folder / STUDENT_FILE
     if not spec_path.is_file() or not weights.is_file():
         raise CheckpointError(f"{folder} holds no saved student ({SPEC_FILE} + {STUDENT_FILE}); pass a finished dfq run folder")
