@@ -10,18 +10,26 @@ import pytest
 import torch
 
 from nascomp.cli import main
-from nascomp.config import NASB_TRAIN_PRESETS, NASBTrainConfig, resolve
+from nascomp.config import NASB_SEARCH_PRESETS, NASB_TRAIN_PRESETS, NASBSearchConfig, NASBTrainConfig, resolve
+from nascomp.errors import Paused
 from nascomp.models import ModelCfg
 from nascomp.nas import Genotype, derive
-from nascomp.nasb import NASB_SPACE, NASBNetwork, Supernet, load_genotype, published_genotypes, with_bases
+from nascomp.nasb import (
+    NASB_SPACE,
+    NASBNetwork,
+    Supernet,
+    load_genotype,
+    published_genotypes,
+    run_search,
+    run_train,
+    with_bases,
+)
 from nascomp.nasb.ops import NASB_OPS
 from nascomp.nasb.report import network_cost
 from nascomp.nasb.student import build_student
 from nascomp.quant.binary import set_binary_stage
 
 CIFAR = ModelCfg(10, (3, 32, 32), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-TINY_TRAIN = ["--channels", "4", "--layers", "3", "--subset", "64", "--eval-subset", "32", "--batch-size", "32",
-              "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +77,11 @@ def test_bases_round_trip_through_the_genotype_json_and_rebuild_the_network(geno
     assert torch.equal(net(x), twin(x))
 
 
-def test_a_genotype_with_bases_trains_from_the_command_line_and_its_run_keeps_them(genotype, tmp_path, capsys):
+def test_a_genotype_with_bases_trains_and_its_run_keeps_them(genotype, tmp_path):
     path = with_bases(genotype, "abcnet:2x2").save(tmp_path / "genotype.json")
-    argv = ["nasb", "train", "--genotype", str(path), "--stages", "1", "--epochs", "1", "--out", str(tmp_path / "t"),
-            "--json", *TINY_TRAIN]
-    assert main(argv) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    cfg = resolve(NASBTrainConfig, NASB_TRAIN_PRESETS, "demo", dict(
+        genotype=str(path), stages=1, epochs=1, channels=4, layers=3, subset=64, eval_subset=32, batch_size=32))
+    result = run_train(cfg, out=str(tmp_path / "t"), quiet=True)
     assert "bases abcnet:2x2" in result["student"]
     kept = load_genotype(tmp_path / "t")
     assert kept.meta["bases"] == "abcnet:2x2"
@@ -85,13 +92,12 @@ def test_a_genotype_with_bases_trains_from_the_command_line_and_its_run_keeps_th
     assert student.genotype.meta["bases"] == "groupnet:2" and "bases groupnet:2" in about
 
 
-def test_supernet_with_bases_runs_and_the_search_records_them(tmp_path, capsys):
+def test_supernet_with_bases_runs_and_the_search_records_them(tmp_path):
     net = Supernet(1, 10, 4, 3, bases="groupnet:2")
     assert net(torch.randn(2, 1, 8, 8)).shape == (2, 10)
-    argv = ["nasb", "search", "--bases", "abcnet:2x1", "--channels", "2", "--layers", "3", "--subset", "64",
-            "--epochs", "1", "--batch-size", "16", "--no-plot", "--quiet", "--out", str(tmp_path / "s"), "--json"]
-    assert main(argv) == 0
-    found = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    cfg = resolve(NASBSearchConfig, NASB_SEARCH_PRESETS, "demo", dict(
+        bases="abcnet:2x1", channels=2, layers=3, subset=64, epochs=1, batch_size=16, plot=False))
+    found = run_search(cfg, out=str(tmp_path / "s"), quiet=True)
     assert load_genotype(found["genotype"]).meta["bases"] == "abcnet:2x1"
 
 
@@ -107,16 +113,14 @@ def test_full_preset_is_all_images_for_three_long_stages():
     assert (cfg.subset, cfg.eval_subset, cfg.stages, cfg.epochs, cfg.batch_size) == (0, 0, 3, 128, 256)
 
 
-def test_full_preset_run_pauses_and_resumes_to_the_end(genotype, tmp_path, capsys):
-    path = genotype.save(tmp_path / "genotype.json")
+def test_full_preset_run_pauses_and_resumes_to_the_end(genotype, tmp_path):
+    path = str(genotype.save(tmp_path / "genotype.json"))
+    small = dict(genotype=path, channels=4, layers=3, epochs=1, subset=128, eval_subset=64, batch_size=64)
+    cfg = resolve(NASBTrainConfig, NASB_TRAIN_PRESETS, "full", small)
     out = str(tmp_path / "full")
-    small = ["--channels", "4", "--layers", "3", "--epochs", "1", "--subset", "128", "--eval-subset", "64",
-             "--batch-size", "64", "--quiet", "--json"]
-    argv = ["nasb", "train", "--preset", "full", "--genotype", str(path), "--out", out, *small]
-    assert main([*argv, "--stop-after", "0.001"]) == 3
-    capsys.readouterr()
-    assert main(["nasb", "train", "--preset", "full", "--genotype", str(path), "--resume", out, *small]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    with pytest.raises(Paused):
+        run_train(cfg, out=out, quiet=True, stop_after=0.001)
+    result = run_train(cfg, resume=out, quiet=True)
     assert [s["stage"] for s in result["stages"]] == [1, 2, 3]
 
 
