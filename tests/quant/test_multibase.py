@@ -135,6 +135,7 @@ def test_cost_of_k_branches_and_m_by_n_bases_is_that_many_times_one_binary_conv(
     assert one == 8 * 8 * 9 * 64
     assert group.bops == 4 * one and group.flops == 0
     assert abc.bops == 6 * one and abc.layers[0].convs == 6 and abc.flops == 0
+    assert abc.size_bits == 3 * 8 * 8 * 9 + 32 * 2 * 2  # M = 3 bit planes per weight, 32-bit shifts and scales
     set_binary_stage(abc_net, 2)  # real weights: N activation bases, one weight base, 32-bit weights
     assert count_cost(abc_net, (8, 8, 8)).bops == 2 * 32 * one
     set_binary_stage(abc_net, 1)

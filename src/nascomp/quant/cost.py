@@ -17,8 +17,9 @@ Convention of Bi-Real Net (Liu et al., ECCV 2018) and ReActNet (Liu et al., ECCV
   element (``Hout * Wout * C * window``); activations, sign and adds stay free;
 * model size in bits = sum over parameters of ``numel * bits``, where ``bits`` is the owning layer's
   ``wbits`` for a ``weight`` of a layer with ``wbits < 32`` and 32 for everything else (biases, BN affine,
-  full-precision layers). Buffers (BN running statistics) and the per-channel scales that a binarizer
-  derives from the weights at run time are not counted.
+  full-precision layers); a layer that stores several binary planes per weight (ABC-Net's M weight bases,
+  its ``weight_planes`` attribute) counts ``wbits * weight_planes`` bits per weight. Buffers (BN running
+  statistics) and the per-channel scales that a binarizer derives from the weights at run time are not counted.
 
 The forward pass uses a batch of one zero image on the model's device, in eval mode and without
 gradients; the modes of all modules are restored afterwards.
@@ -156,7 +157,7 @@ def model_size_bits(model: nn.Module) -> tuple[int, int]:
             seen.add(id(p))
             bits = FULL_PRECISION_BITS
             if pname == "weight" and hasattr(module, "wbits"):
-                bits = min(layer_bits(module)[0], FULL_PRECISION_BITS)
+                bits = min(layer_bits(module)[0] * getattr(module, "weight_planes", 1), FULL_PRECISION_BITS)
             params += p.numel()
             size += p.numel() * bits
     return params, size

@@ -156,7 +156,13 @@ class ABCConv2d(BinaryConv2d):
 
     @property
     def binary_convs(self) -> int:
+        """Binary convolutions per call (for the cost counter): M x N, or one base per real-valued operand."""
         return (self.weight_bases if self.binary_weights else 1) * (self.act_bases if self.binary_acts else 1)
+
+    @property
+    def weight_planes(self) -> int:
+        """Binary planes stored per weight (for the model size): M once the weights are binary."""
+        return self.weight_bases if self.binary_weights else 1
 
     def binary_input(self, x: torch.Tensor) -> torch.Tensor:
         """``sum_n beta_n sign(x - s_n)``; exactly ``sign(x)`` for N = 1 at init."""
