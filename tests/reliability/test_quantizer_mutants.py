@@ -69,3 +69,15 @@ def test_a_student_saved_before_fixed_grids_loads_and_follows_its_weights():
     fresh = WeightQuantizer(4, 3, "mse")
     fresh.load_state_dict(state)  # strict: an absent grid is no missing key
     assert torch.isnan(fresh.grid).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (device placement of the grid tensors)")
+def test_quantizers_give_the_cpu_results_on_a_gpu():
+    from nascomp.quant.quantizers import fake_quantize, mse_clip_ratio
+
+    x = torch.randn(64, 9, generator=torch.Generator().manual_seed(0))
+    lo, hi = x.min(1, keepdim=True).values, x.max(1, keepdim=True).values
+    cuda = [t.cuda() for t in (x, lo, hi)]
+    assert torch.allclose(fake_quantize(*cuda, 4).cpu(), fake_quantize(x, lo, hi, 4), atol=1e-6)
+    ratio = mse_clip_ratio(*cuda, 4, dim=0)
+    assert ratio.device.type == "cuda" and torch.equal(ratio.cpu(), mse_clip_ratio(x, lo, hi, 4, dim=0))
