@@ -262,8 +262,8 @@ def _cmd_cost(a: argparse.Namespace) -> dict:
 
 
 def _run_cost(a: argparse.Namespace) -> dict:
-    from .export import load_model
-    from .export.api import uncounted_layers
+    from .deploy import load_model
+    from .deploy.api import uncounted_layers
     from .nasb.report import cost_summary
     from .quant.cost import count_cost
 
@@ -303,7 +303,7 @@ def _add_export(sub) -> None:
 
 
 def _cmd_export(a: argparse.Namespace) -> dict:
-    from .export import export_model
+    from .deploy import export_model
     from .models import create_model
 
     if (a.run is None) == (a.model is None):

@@ -5,10 +5,10 @@ import torch
 
 from interrupt import interrupted
 from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
+from nascomp.deploy.student import load_student
 from nascomp.dfq import DFQRun, kd_loss, run_dfq
 from nascomp.dfq.evaluate import evaluate_checkpoint
 from nascomp.engine.rundir import RunDir
-from nascomp.export.student import load_student
 
 TINY = dict(gen_steps=10, calib_size=128, epochs=3, batch_size=32, eval_every=1)
 TINY_GDFQ = dict(schedule="gdfq", epochs=3, iters_per_epoch=3, warmup_epochs=1, batch_size=32,

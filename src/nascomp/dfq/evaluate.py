@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data import ImageBatches, open_images
+from ..deploy.student import is_student_folder, load_student
 from ..engine import Accuracy, evaluate, resolve_device
 from ..errors import ConfigError
-from ..export.student import is_student_folder, load_student
 from ..models import create_model
 from .sources import check_task
 

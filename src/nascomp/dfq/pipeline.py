@@ -24,11 +24,11 @@ import torch
 from torch import nn
 
 from ..config import DFQConfig
+from ..deploy.student import save_student
 from ..engine import Run, Stage, evaluate, lr_factor, optimizer_step, run_epoch, set_lr
 from ..engine.distributed import broadcast_state, replicate
 from ..engine.precision import parse as parse_precision
 from ..errors import ConfigError
-from ..export.student import save_student
 from ..quant import check_bits, freeze_ranges, quantize_model, set_observing
 from ..quant.modules import bits_by_layer, describe_protocol, parse_layer_bits, protocol_bits
 from ..quant.reconstruct import ReconSettings, capture, reconstruct_unit, reconstruction_units

@@ -52,11 +52,12 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, cfg: ModelCfg) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: ``@register_model("cifar_resnet20", cfg)`` over a constructor ``fn(num_classes=...)``."""
+def register_model(name: str, cfg: ModelCfg, replace: bool = False) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: ``@register_model("cifar_resnet20", cfg)`` over a constructor ``fn(num_classes=...)``;
+    ``replace`` lets a name be registered again (the Python API registers a user's model object)."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
+        if name in _REGISTRY and not replace:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelEntry(name, fn, cfg)
         return fn

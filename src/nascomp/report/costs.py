@@ -22,8 +22,8 @@ def run_costs(run: RunFolder) -> tuple[dict[str, dict[str, Any]], str] | None:
 
 
 def _student_costs(run: RunFolder) -> tuple[dict[str, dict[str, Any]], str] | None:
+    from ..deploy.student import load_student
     from ..errors import UserError
-    from ..export.student import load_student
     from ..quant.cost import FULL_PRECISION_BITS, count_cost, format_cost_table
 
     try:

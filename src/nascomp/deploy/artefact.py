@@ -36,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..engine.rundir import atomic_write_text
-from ..errors import CheckpointError, ExportError
+from ..errors import CheckpointError, ExportError, UserError
 from ..models import ModelCfg, create_model
 from ..quant.binary import BinaryConv2d
 from ..quant.modules import QUANT_TYPES, QuantConv2d, QuantLinear
@@ -86,10 +86,13 @@ def architecture_of(model: nn.Module) -> dict:
         return dict(recipe)
     name = getattr(model, "model_name", None)
     if isinstance(name, str):
-        from ..models.registry import list_models
+        from ..models.registry import model_entry
 
-        if name in list_models():
+        try:
+            model_entry(name)  # registered, or torchvision:<name> / timm:<name>
             return {"builder": "registry", "name": name}
+        except UserError:
+            pass
     return {"builder": "user", "class": f"{type(model).__module__}.{type(model).__qualname__}"}
 
 

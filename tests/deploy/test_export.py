@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
+from nascomp.deploy import export_model, freeze, load_artefact, load_model, save_artefact
+from nascomp.deploy.frozen import QuantizedWeight
+from nascomp.deploy.onnx import check_parity, export_onnx, export_pt2
+from nascomp.deploy.packing import pack, packed_size, unpack
 from nascomp.dfq import run_dfq
-from nascomp.export import export_model, freeze, load_artefact, load_model, save_artefact
-from nascomp.export.frozen import QuantizedWeight
-from nascomp.export.onnx import check_parity, export_onnx, export_pt2
-from nascomp.export.packing import pack, packed_size, unpack
 from nascomp.models import create_model
 from nascomp.quant import freeze_ranges, quantize_model, set_observing
 from nascomp.quant.binary import set_binary_stage
