@@ -3,6 +3,8 @@ tests meant to catch it fail (docs/MUTATION.md lists the plants and the tests th
 
     python scripts/plant_bugs.py            # all plants; python scripts/plant_bugs.py 0 5: those two
 
+The chosen tests must pass without any plant first (else a failure would count as a catch).
+
 A plant whose anchor text is gone (the code changed) is reported as such: update the anchor. The copy lives in
 a temporary folder, so the working tree is never edited (other people may be running tests in it).
 """
@@ -90,10 +92,20 @@ for name in ("src", "tests", "scripts", "docs", "benchmarks"):
         shutil.copytree(REPO / name, Path(ROOT) / name, ignore=shutil.ignore_patterns("__pycache__"))
 shutil.copy(REPO / "pyproject.toml", ROOT)
 env = dict(os.environ, PYTHONPATH=f"{ROOT}/src")  # the copy is imported before the installed package
+chosen = [(i, plant) for i, plant in enumerate(PLANTS) if not only or str(i) in only]
+
+
+def pytest(tests: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests.split()],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+baseline = pytest(" ".join(sorted({t for _, plant in chosen for t in plant[4].split()})))
+if baseline.returncode:  # a failure without any plant would count as a catch: refuse to measure
+    print("the tests fail without any plant; fix them first:\n" + baseline.stdout[-2000:])
+    sys.exit(2)
 missed = 0
-for i, (cat, path, old, new, tests) in enumerate(PLANTS):
-    if only and str(i) not in only:
-        continue
+for i, (cat, path, old, new, tests) in chosen:
     full = os.path.join(ROOT, path)
     text = open(full).read()
     if text.count(old) != 1:
@@ -102,8 +114,7 @@ for i, (cat, path, old, new, tests) in enumerate(PLANTS):
     open(full, "w").write(text.replace(old, new))
     try:
         t = time.time()
-        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
-                            *tests.split()], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        r = pytest(tests)
         failed = [line for line in r.stdout.splitlines() if line.startswith("FAILED")]
         missed += r.returncode == 0
         print(f"[{i}] {cat}: rc={r.returncode} ({time.time()-t:.0f}s) {'CAUGHT' if r.returncode else 'MISSED'} "
