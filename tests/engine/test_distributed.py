@@ -74,7 +74,7 @@ def test_nasb_training_parameters_are_equal_on_both_ranks_after_every_step(ranks
 def test_only_rank_0_writes_the_run_folders(ranks):
     out, (r0, r1) = ranks
     assert r1["writes"] == [] and any(w.endswith("checkpoint.pt") for w in r0["writes"])
-    assert (out / "dfq" / "metrics.json").is_file() and (out / "nasb" / "model.pt").is_file()
+    assert (out / "dfq" / "metrics.json").is_file() and (out / "nasb" / "model.safetensors").is_file()
 
 
 def test_a_resumed_2_process_run_ends_with_the_uninterrupted_numbers(ranks):

@@ -49,18 +49,24 @@ def test_all_three_stages_run_and_report_top1_and_cost(trained, genotype_file):
     assert stages[2]["ops"] < stages[0]["ops"] and metrics["cost"]["ops"] == stages[2]["ops"]
     assert [(r["stage"], r["epoch"]) for r in metrics["history"]] == [(s, e) for s in (1, 2, 3) for e in (1, 2)]
     assert all(("top1" in r) == (r["epoch"] == 2) for r in metrics["history"])
-    for name in ("config.yaml", "log.txt", "checkpoint.pt", "metrics.json", "model.pt", "cost.json", "genotype.json"):
+    for name in ("config.yaml", "log.txt", "checkpoint.pt", "metrics.json", "model.safetensors", "model.json", "cost.json",
+                 "genotype.json"):
         assert (out / name).is_file(), name
     assert torch.load(out / "checkpoint.pt", weights_only=False)["progress"]["stage"] == 3
 
 
 def test_saved_model_is_the_fully_binary_network(trained, genotype_file):
     out, metrics = trained
+    from nascomp.deploy import load_model
     from nascomp.nasb import load_genotype
 
-    net = NASBNetwork(load_genotype(out), 1, 10, channels=4, layers=3)
-    net.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+    net = load_model(out, trainable=True)
+    assert isinstance(net, NASBNetwork) and net.genotype.to_dict() == load_genotype(out).to_dict()
     assert binary_stage(net) == 3
+    frozen = load_model(out)  # the deployable form: sign activations, +-1 weights with their scales
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(frozen(x), net(x), atol=1e-4)
 
 
 def test_interrupted_training_resumed_gives_the_same_final_numbers(trained, genotype_file, tmp_path, monkeypatch):
@@ -132,3 +138,21 @@ def test_loss_with_a_teacher_adds_kl_to_ce():
     logits, y = torch.randn(4, 10), torch.tensor([1, 2, 3, 4])
     assert torch.allclose(student_loss(logits, y, logits), F.cross_entropy(logits, y), atol=1e-6)
     assert student_loss(logits, y, -logits) > student_loss(logits, y, logits)
+
+
+def test_saved_network_evaluates_and_exports_through_the_cli(trained, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out, _ = trained
+    cli = [sys.executable, "-m", "nascomp"]
+    ev = subprocess.run([*cli, "eval", "--weights", str(out), "--data", "demo", "--json"], capture_output=True,
+                        text=True, timeout=300)
+    assert ev.returncode == 0, ev.stderr
+    top1 = json.loads(ev.stdout)["top1"]  # the whole demo test set (the run reports its eval subset)
+    ex = subprocess.run([*cli, "export", str(out), "--output", str(tmp_path / "b.onnx"), "--check", "demo",
+                         "--json"], capture_output=True, text=True, timeout=300)
+    assert ex.returncode == 0, ex.stderr
+    check = json.loads(ex.stdout)
+    assert check["agreement"] == 100.0 and check["torch_top1"] == pytest.approx(top1)  # frozen form = student form

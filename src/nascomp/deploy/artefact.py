@@ -68,6 +68,15 @@ def architecture(name: str) -> Callable:
     return add
 
 
+@architecture("nasb")
+def _nasb_network(recipe: dict, cfg: ModelCfg) -> nn.Module:
+    from ..nas import Genotype
+    from ..nasb.network import NASBNetwork
+
+    genotype = Genotype.from_dict(recipe["genotype"], source="model.json")
+    return NASBNetwork(genotype, cfg.input_size[0], cfg.num_classes, recipe["channels"], recipe["layers"])
+
+
 @architecture("registry")
 def _registry_model(recipe: dict, cfg: ModelCfg) -> nn.Module:
     model = create_model(recipe["name"], num_classes=cfg.num_classes)
@@ -105,7 +114,9 @@ def input_cfg(model: nn.Module) -> ModelCfg:
 
 
 def _compressed_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, (QuantConv2d, QuantLinear, BinaryConv2d))]
+    """Layers stored as integers; multi-base binary layers (BinaryConv2d subclasses) keep their float weights."""
+    return [(n, m) for n, m in model.named_modules()
+            if isinstance(m, (QuantConv2d, QuantLinear)) or type(m) is BinaryConv2d]
 
 
 def _layer_entry(name: str, layer: nn.Module, tensors: dict[str, torch.Tensor]) -> dict:

@@ -203,7 +203,7 @@ def frozen_layer(layer: nn.Module, name: str) -> nn.Module | None:
     """The frozen form of one compressed layer, or None when ``layer`` is not one (kept as it is)."""
     if isinstance(layer, (QuantConv2d, QuantLinear)):
         return _frozen_quant_layer(layer, name)
-    if isinstance(layer, BinaryConv2d):
+    if type(layer) is BinaryConv2d:  # multi-base subclasses (ABC-Net, Group-Net) compute otherwise
         return _frozen_binary_layer(layer, name)
     if isinstance(layer, _FrozenLayer):
         return None

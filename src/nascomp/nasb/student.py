@@ -51,6 +51,8 @@ def build_student(cfg: NASBTrainConfig, icfg: ModelCfg) -> tuple[nn.Module, str]
         genotype = load_genotype(cfg.genotype)
         width = cfg.channels or DEFAULT_CHANNELS
         net = NASBNetwork(genotype, c, icfg.num_classes, width, cfg.layers, bases=cfg.bases)
+        net.architecture = {"builder": "nasb", "genotype": net.genotype.to_dict(), "channels": width,
+                            "layers": cfg.layers}  # how the saved artefact rebuilds it (nascomp.deploy)
         model: nn.Module = net
         bases = "" if net.bases == "single" else f", bases {net.bases}"
         about = f"NASB genotype {cfg.genotype} (C={width}, {cfg.layers} cells{bases})"
@@ -62,6 +64,7 @@ def build_student(cfg: NASBTrainConfig, icfg: ModelCfg) -> tuple[nn.Module, str]
             raise ConfigError(f"--bases sets the binary bases of a genotype network; --model {cfg.model} has its own "
                               "(multi-base models: cifar_groupnet20_k4, cifar_groupnet20_k5, cifar_abcnet20_m3n3)")
         model = adapt_input_channels(create_model(cfg.model, num_classes=icfg.num_classes), c)
+        model.architecture = {"builder": "registry", "name": cfg.model}
         about = cfg.model
     if not any(isinstance(m, BinaryConv2d) for m in model.modules()):
         raise ConfigError(f"{about} has no binary convs; staged training needs a binary model (e.g. cifar_birealnet20)")

@@ -10,7 +10,8 @@ cost (FLOPs/BOPs/OPs) of the network in that stage; the final figures are those 
 
 The run folder holds the resolved config, ``log.txt``, ``checkpoint.pt`` after every epoch (it stores the
 stage; ``--resume`` restores the weights, re-applies the stage's binarization and continues), ``metrics.json``,
-``cost.json``/``cost.txt`` of the final network, ``model.pt`` (its state dict) and, for a genotype network, a
+``cost.json``/``cost.txt`` of the final network, ``model.safetensors`` + ``model.json`` (the artefact of
+:mod:`nascomp.deploy`, kind ``nasb-network``) and, for a genotype network, a
 copy of ``genotype.json``.
 """
 
@@ -23,7 +24,8 @@ import torch
 
 from ..config import NASBTrainConfig
 from ..data import ImageBatches
-from ..engine import Run, Stage, atomic_torch_save, evaluate, lr_factor, optimizer_step, run_epoch, set_lr
+from ..deploy.artefact import save_artefact
+from ..engine import Run, Stage, evaluate, lr_factor, optimizer_step, run_epoch, set_lr
 from ..engine.distributed import replicate
 from ..errors import ConfigError
 from ..quant.binary import set_binary_stage
@@ -153,7 +155,7 @@ class NASBTrain(Run):
 
     def _save_model(self) -> None:
         folder = self.rundir.path
-        atomic_torch_save(self.student.state_dict(), folder / "model.pt")
+        save_artefact(self.student, folder, "nasb-network")
         write_cost(count_cost(self.student, self.icfg.input_size), folder)
         if isinstance(self.student, NASBNetwork):
             self.student.genotype.save(folder / "genotype.json")
