@@ -174,7 +174,9 @@ def partial(folder: Path) -> dict | None:
         return None
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     stages = state["results"]["stages"]
-    return {"stages": stages, "seconds": state["progress"].get("seconds", 0.0), "finished": False}
+    progress = state["progress"]
+    return {"stages": stages, "seconds": progress.get("seconds", 0.0), "finished": False,
+            "units": len([h for h in progress.get("history", []) if "epoch" in h])}
 
 
 def train_row(cfg: NASBTrainConfig, folder: Path, report_only: bool) -> dict | None:
@@ -264,7 +266,8 @@ def markdown(r: dict, command: str, machine_text: str, total_s: float) -> str:
     if unfinished:
         lines += ["", "Not finished when this section was written: " + "; ".join(
             f"{x['row'].label} seed {x['seed']} ("
-            + ("not started" if x["metrics"] is None else f"{len(x['metrics']['stages'])} of {t_cfg.stages} stages")
+            + ("not started" if x["metrics"] is None else f"{len(x['metrics']['stages'])} of {t_cfg.stages} stages, "
+               f"{x['metrics'].get('units', 0)} of {t_cfg.stages * t_cfg.epochs} epochs")
             + ")" for x in unfinished) + ". The same command continues them (each row resumes from its checkpoint)."]
     return "\n".join(lines) + "\n"
 
