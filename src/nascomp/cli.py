@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .errors import ConfigError, Paused, UserError
 
@@ -312,6 +313,10 @@ def _cmd_export(a: argparse.Namespace) -> dict:
         raise ConfigError("--model needs --output FILE (where to write the exported model)")
     source = a.run if a.run is not None else create_model(a.model, a.weights).eval()
     result = export_model(source, a.output, a.format, a.check, a.batch_size, a.workers, a.check_limit)
+    if a.run is not None and (Path(a.run) / "report.md").is_file():
+        from .report import write_report
+
+        write_report(a.run)  # its files table now lists the exported file beside the artefact
     if not a.json:
         print(f"wrote {result['path']} ({result['mbytes']:.3g} MiB, {a.format})")
         if a.check is not None:
