@@ -215,3 +215,12 @@ def test_cli_export_bad_input_is_one_line_and_exit_2(demo_run, tmp_path, args, m
     argv = [a.format(run=run, missing=tmp_path / "nothing") for a in args]
     out = subprocess.run([*CLI, *argv], capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_layers_that_cost_counting_skips_are_named():
+    from nascomp.deploy.api import uncounted_layers
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.LayerNorm(8),
+                                torch.nn.MultiheadAttention(8, 2))
+    assert uncounted_layers(model) == ["2", "3"]  # LayerNorm and attention's own projection weights
+    assert uncounted_layers(create_model("cifar_resnet20")) == []
