@@ -66,7 +66,10 @@ def test_nascomp_report_rebuilds_the_report(dfq_run, capsys):
     assert Path(result["report"]) == dfq_run / "report.md"
     assert sorted(map(Path, result["figures"])) == sorted(_figures(dfq_run))
     text = (dfq_run / "report.md").read_text()
-    assert "The grid written when the run ended" in text  # the generator went with the checkpoint
+    assert "One row per class" in text  # drawn again from generator.safetensors (the checkpoint is gone)
+    (dfq_run / "generator.safetensors").unlink()
+    assert main(["report", str(dfq_run)]) == 0
+    assert "The grid written when the run ended" in (dfq_run / "report.md").read_text()
     (dfq_run / "curves.json").unlink()  # a run folder written before curves.json: its recorded history is drawn
     assert main(["report", str(dfq_run)]) == 0
     assert "curve-history.png" in {p.name for p in _figures(dfq_run)}

@@ -224,3 +224,21 @@ def test_layers_that_cost_counting_skips_are_named():
                                 torch.nn.MultiheadAttention(8, 2))
     assert uncounted_layers(model) == ["2", "3"]  # LayerNorm and attention's own projection weights
     assert uncounted_layers(create_model("cifar_resnet20")) == []
+
+
+@pytest.mark.parametrize("which", ["gdfq", "autorecon-cifar10-resnet20"])
+def test_a_generator_is_an_artefact_of_its_own(tmp_path, which):
+    from nascomp.recon import GDFQGenerator, generator_from_genotype
+
+    cfg = create_model("cifar_resnet20").default_cfg
+    torch.manual_seed(0)
+    generator = (GDFQGenerator(10, cfg.input_size) if which == "gdfq"
+                 else generator_from_genotype(which, 10, cfg.input_size))
+    with torch.no_grad():  # BN statistics of its own
+        generator.train()(*generator.sample_latent(16))
+    save_artefact(generator.eval(), tmp_path, "generator", stem="generator", cfg=cfg)
+    again = load_artefact(tmp_path, stem="generator")
+    z, y = generator.sample_latent(4)
+    with torch.no_grad():
+        assert torch.equal(again(z, y), generator(z, y))
+    assert json.loads((tmp_path / "generator.json").read_text())["kind"] == "generator"

@@ -53,6 +53,7 @@ def test_end_to_end_demo_run_writes_the_run_folder(tmp_path, demo_teacher):
     assert spec["kind"] == "dfq-student" and spec["quant"]["wbits"] == 4 and spec["layers"]["features.3"]["abits"] == 4
     assert evaluate_checkpoint(None, str(run), "demo").top1 == pytest.approx(metrics["dfq_top1"])
     assert load_student(run).features[0].act_quant.frozen
+    assert json.loads((run / "generator.json").read_text())["architecture"] == {"builder": "gdfq-generator"}
 
 
 def test_student_carries_no_hooks_of_the_teacher(tmp_path):

@@ -3,7 +3,7 @@
 ``model.json`` says what the tensors are::
 
     {"format": "nascomp-model", "version": 1,
-     "kind": "dfq-student" | "nasb-network" | "float",
+     "kind": "dfq-student" | "nasb-network" | "float" | "generator",
      "architecture": {"builder": "registry", "name": "cifar_resnet20", ...},   # how to build the float model
      "input": {"num_classes": 10, "input_size": [3, 32, 32], "mean": [...], "std": [...], ...},
      "quant": {...},                                                          # the run's settings (dfq)
@@ -14,7 +14,9 @@
 (:mod:`.packing`: ``L.weight.q``, 4-bit in nibbles, binary in bits) with ``L.weight.scale`` and
 ``L.weight.zero`` per output channel (``W = (q - z) * s``), the weight grid ``L.weight.range`` ([lo, hi] per
 channel, so the fake-quantized student is rebuilt exactly) and ``L.act_range``; and every other tensor of the
-model (BatchNorm, biases, full-precision layers) as it is. No pickle anywhere.
+model (BatchNorm, biases, full-precision layers) as it is. No pickle anywhere. A DFQ run's trained generator is an
+artefact of its own beside the student (``generator.safetensors`` + ``generator.json``, kind ``generator``; its
+``input`` is the convention of the images it makes).
 
 :func:`load_artefact` rebuilds the deployable :mod:`frozen <.frozen>` model (what ``eval`` and ``export`` use)
 or, with ``trainable=True``, the fake-quantized student (what ``cost`` counts and what can be fine-tuned).
@@ -51,7 +53,7 @@ from .frozen import (
 from .packing import pack, unpack
 
 FORMAT, VERSION = "nascomp-model", 1
-KINDS = ("dfq-student", "nasb-network", "float")
+KINDS = ("dfq-student", "nasb-network", "float", "generator")
 WEIGHTS_FILE, SPEC_FILE = "model.safetensors", "model.json"
 
 # builder name -> function(recipe, input cfg) -> float model; other parts register theirs with `architecture`
@@ -77,6 +79,32 @@ def _nasb_network(recipe: dict, cfg: ModelCfg) -> nn.Module:
     return NASBNetwork(genotype, cfg.input_size[0], cfg.num_classes, recipe["channels"], recipe["layers"])
 
 
+@architecture("gdfq-generator")
+def _gdfq_generator(recipe: dict, cfg: ModelCfg) -> nn.Module:
+    from ..recon import GDFQGenerator
+
+    return GDFQGenerator(cfg.num_classes, cfg.input_size)
+
+
+@architecture("autorecon-generator")
+def _autorecon_generator(recipe: dict, cfg: ModelCfg) -> nn.Module:
+    from ..nas import Genotype
+    from ..recon import AutoReConGenerator
+
+    genotype = Genotype.from_dict(recipe["genotype"], source="generator.json")
+    return AutoReConGenerator(genotype, cfg.num_classes, cfg.input_size, channels=recipe["channels"])
+
+
+def _generator_recipe(model: nn.Module) -> dict | None:
+    from ..recon import AutoReConGenerator, GDFQGenerator
+
+    if isinstance(model, GDFQGenerator):
+        return {"builder": "gdfq-generator"}
+    if isinstance(model, AutoReConGenerator):
+        return {"builder": "autorecon-generator", "genotype": model.genotype.to_dict(), "channels": model.channels}
+    return None
+
+
 @architecture("registry")
 def _registry_model(recipe: dict, cfg: ModelCfg) -> nn.Module:
     model = create_model(recipe["name"], num_classes=cfg.num_classes)
@@ -90,7 +118,7 @@ def _registry_model(recipe: dict, cfg: ModelCfg) -> nn.Module:
 def architecture_of(model: nn.Module) -> dict:
     """The recipe that rebuilds ``model``'s float architecture: its ``architecture`` attribute, or its
     registered name."""
-    recipe = getattr(model, "architecture", None)
+    recipe = getattr(model, "architecture", None) or _generator_recipe(model)
     if recipe is not None:
         return dict(recipe)
     name = getattr(model, "model_name", None)
@@ -149,8 +177,10 @@ def _owned_by_layer(key: str, layer: str) -> bool:
 
 
 @torch.no_grad()
-def save_artefact(model: nn.Module, folder: str | Path, kind: str, extra: dict | None = None) -> Path:
-    """Write ``model`` as ``model.safetensors`` + ``model.json`` into ``folder``; returns the spec's path."""
+def save_artefact(model: nn.Module, folder: str | Path, kind: str, extra: dict | None = None,
+                  stem: str = "model", cfg: ModelCfg | None = None) -> Path:
+    """Write ``model`` as ``<stem>.safetensors`` + ``<stem>.json`` into ``folder``; returns the spec's path.
+    ``cfg``: the input convention when the model carries none (a generator: that of its images)."""
     if kind not in KINDS:
         raise ValueError(f"unknown artefact kind {kind!r}")
     folder = Path(folder)
@@ -160,12 +190,12 @@ def save_artefact(model: nn.Module, folder: str | Path, kind: str, extra: dict |
         if not any(_owned_by_layer(key, name) for name in layers):
             tensors[key] = value.detach()
     spec = {"format": FORMAT, "version": VERSION, "kind": kind, "architecture": architecture_of(model),
-            "input": _cfg_to_json(input_cfg(model)), **(extra or {}), "layers": layers}
-    tmp = folder / f".{WEIGHTS_FILE}.tmp"
+            "input": _cfg_to_json(cfg or input_cfg(model)), **(extra or {}), "layers": layers}
+    tmp = folder / f".{stem}.safetensors.tmp"
     save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-    tmp.replace(folder / WEIGHTS_FILE)
-    atomic_write_text(folder / SPEC_FILE, json.dumps(spec, indent=1) + "\n")
-    return folder / SPEC_FILE
+    tmp.replace(folder / f"{stem}.safetensors")
+    atomic_write_text(folder / f"{stem}.json", json.dumps(spec, indent=1) + "\n")
+    return folder / f"{stem}.json"
 
 
 def _cfg_to_json(cfg: ModelCfg) -> dict:
@@ -183,13 +213,13 @@ def is_artefact(path: str | Path) -> bool:
     return (Path(path) / SPEC_FILE).is_file()
 
 
-def read_spec(folder: str | Path) -> dict:
-    """The spec of the artefact in ``folder``, checked to be one this version reads."""
-    path = Path(folder) / SPEC_FILE
+def read_spec(folder: str | Path, stem: str = "model") -> dict:
+    """The spec ``<stem>.json`` of the artefact in ``folder``, checked to be one this version reads."""
+    path = Path(folder) / f"{stem}.json"
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CheckpointError(f"{folder} holds no {SPEC_FILE}; pass a finished nascomp run folder") from None
+        raise CheckpointError(f"{folder} holds no {path.name}; pass a finished nascomp run folder") from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise CheckpointError(f"{path} is not valid JSON ({type(e).__name__}); the run folder is damaged") from None
     if not isinstance(spec, dict) or spec.get("format") != FORMAT or spec.get("version") != VERSION:
@@ -200,12 +230,11 @@ def read_spec(folder: str | Path) -> dict:
     return spec
 
 
-def _read_tensors(folder: Path) -> dict[str, torch.Tensor]:
-    path = folder / WEIGHTS_FILE
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except FileNotFoundError:
-        raise CheckpointError(f"{folder} holds {SPEC_FILE} but no {WEIGHTS_FILE}; the run folder is damaged") from None
+        raise CheckpointError(f"{path.parent} holds {path.stem}.json but no {path.name}; the run folder is damaged") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} could not be read ({str(e).splitlines()[0][:100]}); is it complete?") from None
 
@@ -221,43 +250,43 @@ def _float_model(spec: dict, cfg: ModelCfg, folder: Path, model: nn.Module | Non
     return builder(recipe, cfg)
 
 
-def _take(tensors: dict[str, torch.Tensor], key: str, folder: Path) -> torch.Tensor:
+def _take(tensors: dict[str, torch.Tensor], key: str, source: Path) -> torch.Tensor:
     try:
         return tensors.pop(key)
     except KeyError:
-        raise CheckpointError(f"{folder / WEIGHTS_FILE} lacks {key}; the run folder is damaged") from None
+        raise CheckpointError(f"{source} lacks {key}; the run folder is damaged") from None
 
 
-def _stored_weight(name: str, entry: dict, bits: int, tensors: dict, folder: Path) -> QuantizedWeight:
+def _stored_weight(name: str, entry: dict, bits: int, tensors: dict, source: Path) -> QuantizedWeight:
     shape = entry["shape"]
     try:
-        q = unpack(_take(tensors, f"{name}.weight.q", folder), bits, shape)
+        q = unpack(_take(tensors, f"{name}.weight.q", source), bits, shape)
     except ValueError as e:
-        raise CheckpointError(f"{folder / WEIGHTS_FILE}: {name}.weight.q: {e}") from None
-    scale = _take(tensors, f"{name}.weight.scale", folder)
-    zero = _take(tensors, f"{name}.weight.zero", folder) if bits > 1 else torch.zeros(shape[0])
+        raise CheckpointError(f"{source}: {name}.weight.q: {e}") from None
+    scale = _take(tensors, f"{name}.weight.scale", source)
+    zero = _take(tensors, f"{name}.weight.zero", source) if bits > 1 else torch.zeros(shape[0])
     return QuantizedWeight(q, scale, zero, bits)
 
 
-def _frozen_from_entry(name: str, entry: dict, layer: nn.Module, tensors: dict, folder: Path) -> nn.Module:
+def _frozen_from_entry(name: str, entry: dict, layer: nn.Module, tensors: dict, source: Path) -> nn.Module:
     act: nn.Module = nn.Identity()
     weight: nn.Module | torch.Tensor
     if entry["type"] == "binary":
         act = SignActivation() if entry["binary_acts"] else nn.Identity()
-        weight = (_stored_weight(name, entry, 1, tensors, folder) if entry["binary_weights"]
-                  else _take(tensors, f"{name}.weight", folder))
+        weight = (_stored_weight(name, entry, 1, tensors, source) if entry["binary_weights"]
+                  else _take(tensors, f"{name}.weight", source))
     else:
         if entry["abits"] < 32:
             from ..quant.quantizers import qparams
 
-            lo, hi = _take(tensors, f"{name}.act_range", folder)
+            lo, hi = _take(tensors, f"{name}.act_range", source)
             scale, zero = qparams(lo, hi, entry["abits"])
             act = UniformActivation(scale.item(), int(zero.item()), entry["abits"])
         if entry["wbits"] < 32:
             tensors.pop(f"{name}.weight.range", None)
-            weight = _stored_weight(name, entry, entry["wbits"], tensors, folder)
+            weight = _stored_weight(name, entry, entry["wbits"], tensors, source)
         else:
-            weight = _take(tensors, f"{name}.weight", folder)
+            weight = _take(tensors, f"{name}.weight", source)
     frozen_type = FrozenConv2d if isinstance(layer, nn.Conv2d) else FrozenLinear
     bias = tensors.pop(f"{name}.bias", None)
     if bias is not None:
@@ -266,52 +295,55 @@ def _frozen_from_entry(name: str, entry: dict, layer: nn.Module, tensors: dict, 
 
 
 @torch.no_grad()
-def _student_from_entry(name: str, entry: dict, layer: nn.Module, tensors: dict, spec: dict, folder: Path) -> nn.Module:
+def _student_from_entry(name: str, entry: dict, layer: nn.Module, tensors: dict, spec: dict, source: Path) -> nn.Module:
     if entry["type"] == "binary":
         new = BinaryConv2d.__new__(BinaryConv2d)
         new.__dict__ = dict(layer.__dict__)
         new.__dict__["_parameters"] = dict(layer._parameters)
         new.binary_acts, new.binary_weights, new.ste = entry["binary_acts"], entry["binary_weights"], "approx"
         if entry["binary_weights"]:
-            stored = _stored_weight(name, entry, 1, tensors, folder)
+            stored = _stored_weight(name, entry, 1, tensors, source)
             new.weight.copy_(stored())
         return new
     quant = spec.get("quant", {})
     new = QUANT_TYPES[type(layer)].from_float(layer, entry["wbits"], entry["abits"],
                                               quant.get("weight_observer", "minmax"), quant.get("act_observer", "ema"))
     if entry["abits"] < 32:
-        lo, hi = _take(tensors, f"{name}.act_range", folder)
+        lo, hi = _take(tensors, f"{name}.act_range", source)
         new.act_quant.lo.copy_(lo), new.act_quant.hi.copy_(hi), new.act_quant.steps.fill_(1)
     new.act_quant.frozen.fill_(True)
     if entry["wbits"] < 32:
-        grid = _take(tensors, f"{name}.weight.range", folder)
-        new.weight.copy_(_stored_weight(name, entry, entry["wbits"], tensors, folder)())
+        grid = _take(tensors, f"{name}.weight.range", source)
+        new.weight.copy_(_stored_weight(name, entry, entry["wbits"], tensors, source)())
         new.weight_quant.fix_grid(grid[:, 0], grid[:, 1])
     return new
 
 
-def load_artefact(folder: str | Path, trainable: bool = False, model: nn.Module | None = None) -> nn.Module:
+def load_artefact(folder: str | Path, trainable: bool = False, model: nn.Module | None = None,
+                  stem: str = "model") -> nn.Module:
     """Rebuild the model saved in ``folder`` in eval mode: frozen (deployable) or, with ``trainable``, the
-    fake-quantized student. ``model``: the float architecture, for models nascomp cannot build by name."""
+    fake-quantized student. ``model``: the float architecture, for models nascomp cannot build by name;
+    ``stem="generator"``: a DFQ run's generator."""
     folder = Path(folder)
-    spec = read_spec(folder)
-    cfg = _cfg_from_json(spec["input"], folder / SPEC_FILE)
-    tensors = _read_tensors(folder)
+    spec = read_spec(folder, stem)
+    cfg = _cfg_from_json(spec["input"], folder / f"{stem}.json")
+    source = folder / f"{stem}.safetensors"
+    tensors = _read_tensors(source)
     net = _float_model(spec, cfg, folder, model)
     for name, entry in spec["layers"].items():
         try:
             layer = net.get_submodule(name)
         except AttributeError:
-            raise CheckpointError(f"{folder / SPEC_FILE} names layer {name}, which the architecture lacks") from None
-        new = (_student_from_entry(name, entry, layer, tensors, spec, folder) if trainable
-               else _frozen_from_entry(name, entry, layer, tensors, folder))
+            raise CheckpointError(f"{folder / (stem + '.json')} names layer {name}, which the architecture lacks") from None
+        new = (_student_from_entry(name, entry, layer, tensors, spec, source) if trainable
+               else _frozen_from_entry(name, entry, layer, tensors, source))
         parent, _, attr = name.rpartition(".")
         setattr(net.get_submodule(parent), attr, new)
     missing, unexpected = net.load_state_dict(tensors, strict=False)
     missing = [k for k in missing if not any(k.startswith(name + ".") for name in spec["layers"])]
     if missing or unexpected:
         what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise CheckpointError(f"{folder / WEIGHTS_FILE} does not fit its spec ({what})")
+        raise CheckpointError(f"{source} does not fit its spec ({what})")
     net.default_cfg = cfg
     net.artefact = spec
     if spec["architecture"].get("builder") == "registry":

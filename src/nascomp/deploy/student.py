@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import CheckpointError
-from ..models import create_model
+from ..models import ModelCfg, create_model
 from ..quant import mark_frozen, quant_spec, quantize_model
 from ..quant.modules import SPEC_FORMAT
 from .artefact import is_artefact, load_artefact, save_artefact
@@ -24,6 +24,12 @@ def save_student(student: nn.Module, folder: Path) -> None:
     spec = quant_spec(student)
     settings = {k: v for k, v in spec.items() if k not in ("format", "version", "model", "num_classes", "layers")}
     save_artefact(student, folder, "dfq-student", {"quant": settings})
+
+
+def save_generator(generator: nn.Module, folder: Path, images: ModelCfg) -> None:
+    """Write a trained generator beside the student (``generator.safetensors`` + ``generator.json``, kind
+    ``generator``; ``images``: the convention of the images it makes, the teacher's)."""
+    save_artefact(generator, folder, "generator", stem="generator", cfg=images)
 
 
 def is_student_folder(path: str | Path) -> bool:

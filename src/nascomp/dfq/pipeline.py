@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..config import DFQConfig
-from ..deploy.student import save_student
+from ..deploy.student import save_generator, save_student
 from ..engine import Run, Stage, evaluate, lr_factor, optimizer_step, run_epoch, set_lr
 from ..engine.distributed import broadcast_state, replicate
 from ..engine.precision import parse as parse_precision
@@ -343,6 +343,8 @@ class DFQRun(Run):
         metrics = self._metrics()
         if self.dist.is_main:
             save_student(self.student, self.rundir.path)
+            if self.gen_opt is not None:  # a generator trained in this run (not noise, direct or a frozen one)
+                save_generator(self.generator, self.rundir.path, self.teacher.default_cfg)
         return metrics
 
     def _delivered_top1(self, last: float | None) -> float | None:
