@@ -79,7 +79,6 @@ class DFQRun(Run):
         # the student is copied from the teacher before the BNS hooks exist: a copy would carry them along
         self.student = quantize_model(self.teacher, cfg.wbits, cfg.abits, cfg.weight_observer, cfg.act_observer,
                                       layer_bits=layer_bits)
-        self.log(describe_protocol(cfg.wbits, cfg.abits, cfg.first_last_bits, cfg.layer_bits))
         self.precision.prepare(self.student)  # channels-last too when asked (the student's arithmetic stays fp32)
         self.bns = BNStatistics(self.teacher)
         self.generator = build_generator(cfg, self.teacher, self.rundir.path, self.quiet).to(self.device).train()
@@ -149,6 +148,8 @@ class DFQRun(Run):
     def _evaluate_teacher(self, _: int) -> dict[str, Any]:
         self.results.fp_top1 = self._evaluate(self.teacher)
         self.log(f"FP teacher {self.cfg.model}: top1={self.results.fp_top1:.2f}")
+        cfg = self.cfg
+        self.log(describe_protocol(cfg.wbits, cfg.abits, cfg.first_last_bits, cfg.layer_bits))  # not before a resume
         return {"top1": self.results.fp_top1}
 
     def _set_lrs(self, epochs_done: int) -> None:
