@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
 from nascomp.deploy import export_model, freeze, load_artefact, load_model, save_artefact
 from nascomp.deploy.frozen import QuantizedWeight
-from nascomp.deploy.onnx import check_parity, export_onnx, export_pt2
+from nascomp.deploy.onnx import check_parity, export_onnx, export_pt2, onnx_sessions
 from nascomp.deploy.packing import pack, packed_size, unpack
 from nascomp.dfq import run_dfq
 from nascomp.models import create_model
@@ -128,9 +128,10 @@ def _initializer_types(path) -> set[int]:
     return {i.data_type for i in onnx.load(str(path)).graph.initializer}
 
 
-@pytest.mark.parametrize("name", ["w4a4", "w8a8", "binary", "float"])
+@pytest.mark.parametrize("name", ["w4a4", "w3a3", "w8a8", "binary", "float"])
 def test_onnx_export_agrees_with_pytorch_in_onnxruntime(tmp_path, name):
-    model = {"w4a4": lambda: calibrated_student(4), "w8a8": lambda: calibrated_student(8), "binary": binary_net,
+    model = {"w4a4": lambda: calibrated_student(4), "w3a3": lambda: calibrated_student(3),
+             "w8a8": lambda: calibrated_student(8), "binary": binary_net,
              "float": lambda: create_model("cifar_resnet20").eval()}[name]()
     frozen = freeze(model)
     path = export_onnx(frozen, tmp_path / "m.onnx")
@@ -142,13 +143,18 @@ def test_onnx_export_agrees_with_pytorch_in_onnxruntime(tmp_path, name):
     report = check_parity(frozen, path, [(images[:16], labels[:16]), (images[16:], labels[16:])])
     assert report.images == 24 and report.agreement == 100.0 and report.torch_top1 == 100.0
     assert set(report.optimisations) == {"off", "all"}
-    # float arithmetic differs in the last bits; downstream, a quantizer may round a near-tie the other way
-    bound = 1e-4 if name in ("float", "binary") else 0.1
-    assert report.max_abs_diff < bound * float(logits.abs().max())
+    if name in ("float", "binary"):
+        assert report.max_abs_diff < 1e-4 * float(logits.abs().max())
+    else:  # float sums differ in the last bits, so a quantizer may round a near-tie the other way on some
+        # images; most images must come out the same up to float noise
+        session = onnx_sessions(path)["all"]
+        out = torch.from_numpy(session.run(None, {"image": images.numpy()})[0])
+        same = ((out - logits).abs().amax(1) < 1e-3 * float(logits.abs().max())).float().mean()
+        assert same >= 0.5
     nodes = {n.op_type for n in onnx.load(str(path)).graph.node}
     if name.startswith("w"):
-        assert {"QuantizeLinear", "DequantizeLinear"} <= nodes
-        packed = onnx.TensorProto.UINT4 if name == "w4a4" else onnx.TensorProto.UINT8
+        assert {"QuantizeLinear", "DequantizeLinear"} <= nodes and ("Clip" in nodes) == (name != "w8a8")
+        packed = onnx.TensorProto.UINT8 if name == "w8a8" else onnx.TensorProto.UINT4
         assert packed in _initializer_types(path)  # integer weights in the file, not float ones
     if name == "binary":
         assert onnx.TensorProto.INT4 in _initializer_types(path)

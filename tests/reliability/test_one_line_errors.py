@@ -113,9 +113,11 @@ def test_a_truncated_checkpoint_on_resume(run_dir, tmp_path, capsys):
 # --- a saved student (loaded by export/: it checks its inputs with nascomp.specs-style one-line errors) -------
 def _student_files(run: Path) -> tuple[Path, Path]:
     """The saved student's weights and spec, whatever their names (quant_spec.json or model.json)."""
-    (weights,) = run.glob("*.safetensors")
-    spec = next(p for p in (run / "quant_spec.json", run / "model.json") if p.is_file())
-    return weights, spec
+    for weights, spec in ((run / "model.safetensors", run / "model.json"),
+                          (run / "student.safetensors", run / "quant_spec.json")):
+        if spec.is_file():
+            return weights, spec
+    raise AssertionError(f"{run} holds no saved student")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
