@@ -81,7 +81,7 @@ def main() -> None:
     bases = {}  # source -> its config with the --set overrides, read once
     for s in sources:
         if not (s / "checkpoint.pt").is_file() or run_config(DFQConfig, s).schedule != "calibset":
-            raise SystemExit(f"--sources {s}: not a finished calibset run of nascomp dfq (config.yaml + checkpoint.pt)")
+            raise SystemExit(f"--sources {s}: not a finished calibset run of nascomp dfq (config.yaml + checkpoint.pt; a CLI run keeps its checkpoint with --keep-checkpoint)")
         bases[s] = replace(run_config(DFQConfig, s), **common)
     results: dict[tuple[str, str], list[dict]] = {}  # (variant, generator) -> one metrics dict per source
     for name, overrides in variants.items():
