@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from nascomp.engine import precision as prec
-from nascomp.engine.precision import Precision, from_env, parse, resolve_precision, to_channels_last
+from nascomp.engine.precision import Precision, parse, resolve_precision, to_channels_last
 from nascomp.errors import ConfigError
 from nascomp.recon import BNStatistics, GDFQGenerator, freeze_teacher, generator_step
 
@@ -30,13 +30,6 @@ def test_bf16_native_reads_the_cpu_capabilities(monkeypatch):
     for caps, expected in (({"amx_bf16": True}, True), ({"avx512_bf16": True}, True), ({"avx2": True}, False)):
         monkeypatch.setattr(torch.cpu, "get_capabilities", lambda caps=caps: caps)
         assert prec.bf16_native("cpu") is expected
-
-
-def test_env_switch(monkeypatch):
-    monkeypatch.delenv(prec.ENV_VAR, raising=False)
-    assert from_env() == Precision("fp32", False)  # unset: today's path
-    monkeypatch.setenv(prec.ENV_VAR, "bf16+cl")
-    assert from_env() == Precision("bf16", True)
 
 
 def test_autocast_casts_convs_only_under_bf16_and_fp32_region_undoes_it():

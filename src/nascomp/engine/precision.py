@@ -27,15 +27,12 @@ Channels-last (``NHWC``) is a separate switch, :func:`to_channels_last`: it stor
 convolutions as NHWC so that oneDNN/cuDNN pick their NHWC kernels; activations follow the memory format
 of the tensors fed in. It changes no value beyond float rounding (other kernels, other summation orders).
 
-``NASCOMP_PRECISION`` (``fp32`` | ``bf16`` | ``auto``, optional ``+cl`` for channels-last, e.g.
-``bf16+cl``) is a stop-gap, read by :func:`from_env`, to switch the generator step on in existing
-pipelines for measurement until the run engine and the CLI carry the setting; unset means ``fp32``,
-today's behaviour.
+The setting is an option of the runs that use it (``nascomp dfq --precision fp32|bf16|auto[+cl]``); the
+``NASCOMP_PRECISION`` environment switch that came before it is gone.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -46,7 +43,6 @@ from torch import nn
 from ..errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16", "auto")
-ENV_VAR = "NASCOMP_PRECISION"
 
 
 def _device_type(device: torch.device | str) -> str:
@@ -135,8 +131,3 @@ def parse(setting: str, device: torch.device | str = "cpu") -> Precision:
     if suffix not in ("", "cl"):
         raise ConfigError(f"precision {setting!r}: the only suffix is '+cl' (channels-last), e.g. 'bf16+cl'")
     return Precision.of(name or "fp32", device, channels_last=suffix == "cl")
-
-
-def from_env(device: torch.device | str = "cpu") -> Precision:
-    """The stop-gap switch: :func:`parse` of ``$NASCOMP_PRECISION``; ``fp32`` (today's path) when unset."""
-    return parse(os.environ.get(ENV_VAR) or "fp32", device)

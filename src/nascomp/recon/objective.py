@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine.precision import Precision, from_env
+from ..engine.precision import Precision, parse
 from .bns import BNStatistics
 
 BNS_WEIGHT = 0.1
@@ -49,11 +49,10 @@ def generator_step(generator: nn.Module, teacher: nn.Module, bns: BNStatistics, 
                    bns_weight: float = BNS_WEIGHT, precision: Precision | None = None) -> SyntheticBatch:
     """Draw (z, y), compute L_r, update the generator (when it has an optimizer) and return the batch.
 
-    ``precision`` (default: :func:`~nascomp.engine.precision.from_env`, fp32 unless ``NASCOMP_PRECISION``
-    says otherwise) sets the autocast of the generator and teacher forwards (the backward follows it) and,
+    ``precision`` (default fp32) sets the autocast of the generator and teacher forwards (the backward follows it) and,
     with channels-last, converts both modules once; images and teacher logits come back as fp32.
     """
-    precision = from_env(device) if precision is None else precision
+    precision = parse("fp32", device) if precision is None else precision
     if precision.channels_last:
         _channels_last_once(generator), _channels_last_once(teacher)
     z, y = generator.sample_latent(batch_size, device)
