@@ -20,8 +20,19 @@ SHARED = Path(os.environ.get("NASCOMP_SHARED") or Path(__file__).resolve().paren
 HEADER = "# Benchmarks\n\nEvery figure here was produced by the command shown above its table (scripts in `benchmarks/`).\n"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_model()
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
     return (f"{platform.system()} {platform.machine()} ({cpu}), {os.cpu_count()} CPU cores, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads){gpu}, Python {platform.python_version()}")
