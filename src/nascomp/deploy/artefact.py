@@ -297,14 +297,12 @@ def _frozen_from_entry(name: str, entry: dict, layer: nn.Module, tensors: dict, 
 @torch.no_grad()
 def _student_from_entry(name: str, entry: dict, layer: nn.Module, tensors: dict, spec: dict, source: Path) -> nn.Module:
     if entry["type"] == "binary":
-        new = BinaryConv2d.__new__(BinaryConv2d)
-        new.__dict__ = dict(layer.__dict__)
-        new.__dict__["_parameters"] = dict(layer._parameters)
-        new.binary_acts, new.binary_weights, new.ste = entry["binary_acts"], entry["binary_weights"], "approx"
+        if not isinstance(layer, BinaryConv2d):
+            raise CheckpointError(f"{source}: {name} is binary but the architecture builds a {type(layer).__name__}")
+        layer.binary_acts, layer.binary_weights = entry["binary_acts"], entry["binary_weights"]
         if entry["binary_weights"]:
-            stored = _stored_weight(name, entry, 1, tensors, source)
-            new.weight.copy_(stored())
-        return new
+            layer.weight.copy_(_stored_weight(name, entry, 1, tensors, source)())
+        return layer
     quant = spec.get("quant", {})
     new = QUANT_TYPES[type(layer)].from_float(layer, entry["wbits"], entry["abits"],
                                               quant.get("weight_observer", "minmax"), quant.get("act_observer", "ema"))
