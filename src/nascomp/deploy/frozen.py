@@ -222,10 +222,7 @@ def freeze(model: nn.Module) -> nn.Module:
         if replacement is not None:
             parent_name, _, attr = name.rpartition(".")
             setattr(frozen.get_submodule(parent_name), attr, replacement.to(_device(module)))
-    for attr in ("default_cfg", "model_name", "quant_settings"):
-        if hasattr(model, attr):
-            setattr(frozen, attr, getattr(model, attr))
-    return frozen
+    return frozen  # the copy keeps the model's attributes (default_cfg, model_name, ...)
 
 
 def _device(module: nn.Module) -> torch.device:
