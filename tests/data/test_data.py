@@ -1,11 +1,10 @@
 import io
 import tarfile
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from image_folders import write_image_folder
 from nascomp.cache import cache_dir
 from nascomp.data import ImageBatches, open_images
 from nascomp.data.sources import CACHE_LAYOUT, file_sha256
@@ -15,12 +14,7 @@ from shared_data import shared_path
 
 
 def _write_folder(root, classes=("cat", "ant", "dog"), per_class=3, size=8):
-    rng = np.random.default_rng(0)
-    for c in classes:
-        (root / c).mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
-    return root
+    return write_image_folder(root, classes, per_class, size)
 
 
 def test_image_folder_labels_follow_sorted_class_names(tmp_path):

@@ -10,10 +10,9 @@ import os
 import tarfile
 import time
 
-import numpy as np
 import pytest
-from PIL import Image
 
+from image_folders import write_image_folder
 from nascomp.cache import cache_dir
 from nascomp.cli import main
 from nascomp.data import open_images
@@ -24,12 +23,7 @@ CLASSES = ("ant", "bee", "cat")
 
 
 def _folder(root, classes=CLASSES, per_class=2, size=8):
-    rng = np.random.default_rng(0)
-    for c in classes:
-        (root / c).mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
-    return root
+    return write_image_folder(root, classes, per_class, size)
 
 
 def _tar_bytes(src, arcname="test") -> bytes:
