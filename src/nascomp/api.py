@@ -30,7 +30,7 @@ class DFQResult:
     run_dir: Path
 
 
-def _user_model(model: nn.Module, mean, std, input_size, num_classes: int | None) -> tuple[str, Any]:
+def _user_model(model: nn.Module, mean, std, input_size, num_classes: int) -> tuple[str, Any]:
     from .models import ModelCfg
     from .models.registry import register_model
 
@@ -38,8 +38,6 @@ def _user_model(model: nn.Module, mean, std, input_size, num_classes: int | None
         raise ConfigError(f"nascomp.quantize needs a torch.nn.Module, got {type(model).__name__}")
     if len(tuple(input_size)) != 3 or len(tuple(mean)) != input_size[0] or len(tuple(std)) != input_size[0]:
         raise ConfigError("input_size is (channels, height, width) and mean/std hold one value per channel")
-    if num_classes is None:
-        raise ConfigError("nascomp.quantize needs num_classes= (the model's outputs)")
     cfg = ModelCfg(int(num_classes), tuple(int(v) for v in input_size), tuple(float(v) for v in mean),
                    tuple(float(v) for v in std), family="user")
     name = f"user:{type(model).__qualname__}"
@@ -54,10 +52,10 @@ def _user_model(model: nn.Module, mean, std, input_size, num_classes: int | None
     return name, template
 
 
-def quantize(model: nn.Module, *, mean, std, input_size, num_classes: int | None = None, data: str,
-        wbits: int = 4, abits: int = 4, preset: str = "quick", seed: int = 0, out: str | Path | None = None,
-        resume: str | Path | None = None, force: bool = False, quiet: bool = True, keep_checkpoint: bool = False,
-        **options: Any) -> DFQResult:
+def quantize(model: nn.Module, *, mean, std, input_size, num_classes: int, data: str, wbits: int = 4,
+             abits: int = 4, preset: str = "quick", seed: int = 0, out: str | Path | None = None,
+             resume: str | Path | None = None, force: bool = False, quiet: bool = True,
+             keep_checkpoint: bool = False, **options: Any) -> DFQResult:
     """Quantize ``model`` to W``wbits``A``abits`` without its training data and return the result.
 
     ``mean``/``std``/``input_size`` are the normalisation and (C, H, W) input the model was trained with;
