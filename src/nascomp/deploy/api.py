@@ -38,12 +38,11 @@ def load_model(run: str | Path, trainable: bool = False, model: nn.Module | None
 
 
 def _check_batches(model: nn.Module, data: str, batch_size: int, workers: int | None, limit: int | None):
-    from ..data import ImageBatches, open_images
-    from ..dfq.sources import check_task
+    from ..data import ImageBatches
+    from ..dfq.sources import labelled_images
 
     cfg = model.default_cfg
-    imageset = check_task(open_images(data, split="test", channels=cfg.input_size[0]), cfg.num_classes, data,
-                          getattr(model, "model_name", None) or "the model")
+    imageset = labelled_images(data, cfg, getattr(model, "model_name", None) or "the model")
     batches = ImageBatches(imageset, cfg, batch_size=batch_size, workers=workers)
     seen = 0
     for images, labels in batches:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data import ImageBatches, open_images
+from ..data import ImageBatches
 from ..deploy.student import is_student_folder, load_student
 from ..engine import Accuracy, evaluate, resolve_device
 from ..errors import ConfigError
 from ..models import create_model
-from .sources import check_task
+from .sources import labelled_images
 
 
 def evaluate_checkpoint(model_name: str | None, weights: str, data: str, batch_size: int = 500,
@@ -26,8 +26,7 @@ def evaluate_checkpoint(model_name: str | None, weights: str, data: str, batch_s
         model = create_model(model_name, weights)
     dev = resolve_device(device)
     cfg = model.default_cfg
-    imageset = check_task(open_images(data, split="test", channels=cfg.input_size[0]), cfg.num_classes, data,
-                          getattr(model, "model_name", model_name or "the model"))
+    imageset = labelled_images(data, cfg, getattr(model, "model_name", model_name or "the model"))
     batches = ImageBatches(imageset, cfg, batch_size=batch_size, workers=workers, interpolation=interpolation,
                            quiet=quiet)
     return evaluate(model.to(dev), batches, dev)

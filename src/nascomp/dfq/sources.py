@@ -9,7 +9,7 @@ from torch import nn
 from ..config import DFQConfig
 from ..data import ImageBatches, ImageSet, open_images
 from ..errors import ConfigError
-from ..models import create_model
+from ..models import ModelCfg, create_model
 from ..recon import DirectImages, GaussianNoise, GDFQGenerator, ImageSource
 
 
@@ -31,10 +31,14 @@ def eval_batches(cfg: DFQConfig, teacher: nn.Module, rank: int = 0, world_size: 
     if cfg.data == "demo" and cfg.model != "demo_net":
         raise ConfigError(f"--model {cfg.model} needs --data: the labelled evaluation images of its task (the "
                           "built-in demo digits are only for demo_net), e.g. --data ../shared/data/cifar10-jpeg/test.tar.gz")
-    imageset = check_task(open_images(cfg.data, split="test", channels=mcfg.input_size[0]), mcfg.num_classes,
-                          cfg.data, cfg.model)
+    imageset = labelled_images(cfg.data, mcfg, cfg.model)
     batch = cfg.eval_batch_size or default_eval_batch(mcfg.input_size)
     return ImageBatches(imageset, mcfg, batch_size=batch, rank=rank, world_size=world_size)
+
+
+def labelled_images(data: str, mcfg: ModelCfg, model: str) -> ImageSet:
+    """The labelled test images of ``data`` for a model of convention ``mcfg``, checked against its classes."""
+    return check_task(open_images(data, split="test", channels=mcfg.input_size[0]), mcfg.num_classes, data, model)
 
 
 def check_task(imageset: ImageSet, num_classes: int, data: str, model: str) -> ImageSet:
