@@ -140,12 +140,15 @@ def test_loss_with_a_teacher_adds_kl_to_ce():
     assert student_loss(logits, y, -logits) > student_loss(logits, y, logits)
 
 
-def test_saved_network_evaluates_and_exports_through_the_cli(trained, tmp_path):
+@pytest.mark.parametrize("bases", [None, "abcnet:2x2", "groupnet:2"])
+def test_saved_network_evaluates_and_exports_through_the_cli(trained, genotype_file, tmp_path, bases):
     import json
     import subprocess
     import sys
 
-    out, _ = trained
+    out = trained[0] if bases is None else tmp_path / "run"
+    if bases is not None:  # multi-base cells: frozen as M weight planes and N shifted signs, or K branches
+        run_train(_cfg(genotype=genotype_file, bases=bases, epochs=1), out=str(out), quiet=True)
     cli = [sys.executable, "-m", "nascomp"]
     ev = subprocess.run([*cli, "eval", "--weights", str(out), "--data", "demo", "--json"], capture_output=True,
                         text=True, timeout=300)

@@ -8,7 +8,10 @@ float32 operations):
 * weights: ``W = (q - z) * s`` per output channel, ``q`` the stored integers (``uint8`` in [0, 2^b - 1]; for a
   binary layer ``int8`` in {-1, +1} with ``z = 0`` and ``s = alpha = mean|W|``, XNOR-Net's scale);
 * activations (uniform, b bits, Jacob et al. CVPR 2018): ``Q(x) = clamp(round(x / s), -z, 2^b - 1 - z) * s``
-  with ``s`` and ``z`` constants; binary activations: ``sign(x)`` with ``sign(0) := +1`` (Bi-Real Net).
+  with ``s`` and ``z`` constants; binary activations: ``sign(x)`` with ``sign(0) := +1`` (Bi-Real Net);
+* multiple binary bases (:mod:`nascomp.quant.multibase`): ABC-Net's weight is ``sum_i alpha_i B_i`` over M
+  stored +-1 planes, its activation ``sum_n beta_n sign(x - s_n)`` with constant shifts and scales; a Group-Net
+  layer is one binary conv of K stacked branches, grouped (``groups = K``) when its input holds K branches.
 
 Under :func:`onnx_qdq` the two quantized pieces become custom ops that the ONNX exporter translates into
 standard QuantizeLinear/DequantizeLinear nodes (see :mod:`.onnx`); elsewhere they are plain aten arithmetic,
@@ -28,6 +31,7 @@ from torch import nn
 from ..errors import ExportError
 from ..quant.binary import BinaryConv2d, channel_scale
 from ..quant.modules import QuantConv2d, QuantLinear
+from ..quant.multibase import ABCConv2d, GroupNetConv2d, abc_weight_bases, least_squares_alphas
 from ..quant.quantizers import qparams
 
 _QDQ = {"on": False}
@@ -91,6 +95,28 @@ class SignActivation(nn.Module):
         return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
 
 
+class MultiSignActivation(nn.Module):
+    """ABC-Net's activation ``sum_n beta_n sign(x - s_n)`` with constant shifts ``s_n`` and scales ``beta_n``
+    (the frozen :meth:`~nascomp.quant.multibase.ABCConv2d.binary_input`, same order of operations)."""
+
+    bits = 1
+
+    def __init__(self, shifts: torch.Tensor, betas: torch.Tensor):
+        super().__init__()
+        self.register_buffer("shifts", shifts.detach().clone())
+        self.register_buffer("betas", betas.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor | int = 0
+        for n in range(len(self.betas)):
+            shifted = x - self.shifts[n]
+            out = out + self.betas[n] * torch.where(shifted >= 0, 1.0, -1.0).to(x.dtype)
+        return out  # type: ignore[return-value]
+
+    def extra_repr(self) -> str:
+        return f"bases={len(self.betas)}"
+
+
 class QuantizedWeight(nn.Module):
     """A weight held as integers: ``W = (q - z) * s`` per output channel (see the module docstring)."""
 
@@ -111,13 +137,30 @@ class QuantizedWeight(nn.Module):
         return f"bits={self.bits}, shape={tuple(self.q.shape)}"
 
 
+class MultiBinaryWeight(nn.Module):
+    """ABC-Net's weight ``W = sum_i alpha_i B_i``: M binary :class:`QuantizedWeight` planes, summed as
+    :class:`~nascomp.quant.multibase.ABCWeightSTE` sums them (one stacked reduction, so the values are the same)."""
+
+    bits = 1
+
+    def __init__(self, planes: list[QuantizedWeight]):
+        super().__init__()
+        self.planes = nn.ModuleList(planes)
+
+    def forward(self) -> torch.Tensor:
+        return torch.stack([plane() for plane in self.planes]).sum(0)
+
+    def extra_repr(self) -> str:
+        return f"planes={len(self.planes)}"
+
+
 class _FrozenLayer(nn.Module):
     """Shared part: the input activation ``act`` and the weight (a :class:`QuantizedWeight` or float)."""
 
     act: nn.Module
 
     def _init_weight(self, weight: nn.Module | torch.Tensor, bias: torch.Tensor | None) -> None:
-        if isinstance(weight, QuantizedWeight):
+        if isinstance(weight, QuantizedWeight | MultiBinaryWeight):
             self.quantized = weight
         else:
             self.register_buffer("float_weight", weight.detach().clone())
@@ -149,6 +192,20 @@ class FrozenConv2d(_FrozenLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(self.act(x), self.weight_value(), self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
+
+
+class FrozenBranchConv2d(FrozenConv2d):
+    """Group-Net's K stacked binary branches (:class:`~nascomp.quant.multibase.GroupNetConv2d`): every branch reads
+    the whole input, or, when the input holds K branches (``K * Cin`` channels), branch k reads its own
+    (``groups = K``); the choice depends on the input's shape only, so tracing fixes it."""
+
+    def __init__(self, conv: GroupNetConv2d, act: nn.Module, weight: nn.Module | torch.Tensor):
+        super().__init__(conv, act, weight)
+        self.branches, self.in_channels = conv.branches, conv.in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        groups = self.branches if self.branches > 1 and x.shape[1] == self.branches * self.in_channels else 1
+        return F.conv2d(self.act(x), self.weight_value(), self.bias, self.stride, self.padding, self.dilation, groups)
 
 
 class FrozenLinear(_FrozenLayer):
@@ -193,9 +250,25 @@ def _frozen_quant_layer(layer: QuantConv2d | QuantLinear, name: str) -> nn.Modul
     return frozen_type(layer, act, weight)  # type: ignore[arg-type]
 
 
+def abc_weight(w: torch.Tensor, m: int) -> MultiBinaryWeight:
+    """ABC-Net's M weight planes ``B_i`` as int8 +-1 with their least-squares ``alpha_i`` per output channel."""
+    bases = abc_weight_bases(w.detach(), m)
+    alphas = least_squares_alphas(w.detach(), bases)
+    return MultiBinaryWeight([QuantizedWeight(b.to(torch.int8), a, torch.zeros(w.shape[0]), 1)
+                              for b, a in zip(bases, alphas, strict=True)])
+
+
 def _frozen_binary_layer(layer: BinaryConv2d, name: str) -> nn.Module:
-    act = SignActivation() if layer.binary_acts else nn.Identity()
-    weight = binary_weight(layer.weight) if layer.binary_weights else layer.weight
+    """Single-base layers, ABC-Net's M x N bases (M = 1 is XNOR's scaled sign) and Group-Net's K branches."""
+    act: nn.Module = SignActivation() if layer.binary_acts else nn.Identity()
+    weight: nn.Module | torch.Tensor = binary_weight(layer.weight) if layer.binary_weights else layer.weight
+    if isinstance(layer, ABCConv2d):
+        if layer.binary_acts:
+            act = MultiSignActivation(layer.shifts, layer.betas)
+        if layer.binary_weights and layer.weight_bases > 1:
+            weight = abc_weight(layer.weight, layer.weight_bases)
+    if isinstance(layer, GroupNetConv2d):
+        return FrozenBranchConv2d(layer, act, weight)
     return FrozenConv2d(layer, act, weight)
 
 
@@ -203,7 +276,7 @@ def frozen_layer(layer: nn.Module, name: str) -> nn.Module | None:
     """The frozen form of one compressed layer, or None when ``layer`` is not one (kept as it is)."""
     if isinstance(layer, (QuantConv2d, QuantLinear)):
         return _frozen_quant_layer(layer, name)
-    if type(layer) is BinaryConv2d:  # multi-base subclasses (ABC-Net, Group-Net) compute otherwise
+    if type(layer) in (BinaryConv2d, ABCConv2d, GroupNetConv2d):  # another subclass may compute otherwise
         return _frozen_binary_layer(layer, name)
     if isinstance(layer, _FrozenLayer):
         return None
