@@ -22,6 +22,11 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="progress bars: auto (only when stderr is a terminal; default), on, off")
 
 
+def _precision_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--precision", help=f"{what} arithmetic: fp32 (default) | bf16 | auto (bf16 where the CPU or GPU "
+                   "multiplies it natively); add +cl for channels-last, e.g. auto+cl")
+
+
 def _seconds(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -99,9 +104,7 @@ def _add_dfq(sub) -> None:
     p.add_argument("--preset", default=None, help="demo | quick (CPU minutes) | paper (GDFQ's budget)")
     for name, typ, text in DFQ_BUDGET_OPTIONS:
         p.add_argument(f"--{name.replace('_', '-')}", type=typ, help=text)
-    p.add_argument("--precision", help="generator and teacher arithmetic: fp32 (default) | bf16 | auto (bf16 where "
-                   "the CPU or GPU multiplies it natively); add +cl for channels-last, e.g. auto+cl. The student "
-                   "stays fp32")
+    _precision_arg(p, "generator and teacher (the student stays fp32)")
     p.add_argument("--layer-bits", action="append", metavar="PATTERN=W/A",
                    help="bits of the layers whose module name matches PATTERN (fnmatch, e.g. 'layer3.*=8/8'); "
                    "repeatable, a later one wins; a pattern that matches no layer is an error")
@@ -142,6 +145,7 @@ def _add_search_generator(sub) -> None:
     p.add_argument("--order", type=int, help="1: first-order DARTS (default); 2: unrolled alpha gradient")
     for name in ("batch-size", "epochs", "steps-per-epoch", "channels"):
         p.add_argument(f"--{name}", type=int, help="overrides the preset")
+    _precision_arg(p, "supernet and teacher")
     _run_args(p)
     _common(p)
     p.set_defaults(func=_cmd_search_generator)
@@ -152,7 +156,8 @@ def _cmd_search_generator(a: argparse.Namespace) -> dict:
     from .dfq.generator_choice import run_generator_search
 
     preset = a.preset or ("demo" if a.model in (None, "demo_net") else "quick")
-    keys = ("model", "weights", "order", "batch_size", "epochs", "steps_per_epoch", "channels", "seed", "device")
+    keys = ("model", "weights", "order", "batch_size", "epochs", "steps_per_epoch", "channels", "precision", "seed",
+            "device")
     cfg = resolve(GeneratorSearchConfig, GENERATOR_SEARCH_PRESETS, preset, {k: getattr(a, k) for k in keys})
     m = run_generator_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     _finish_run(m, a)
@@ -357,6 +362,7 @@ def _add_nasb(sub) -> None:
     s.add_argument("--bases", help=_BASES_HELP)
     for name in ("channels", "layers", "subset", "epochs", "batch-size"):
         s.add_argument(f"--{name}", type=int, help=_NASB_INT_HELP[name])
+    _precision_arg(s, "supernet forward")
     _run_args(s)
     _common(s)
     s.set_defaults(func=_cmd_nasb_search)
@@ -376,6 +382,7 @@ def _add_nasb(sub) -> None:
     t.add_argument("--bases", help=_BASES_HELP + " (default: the genotype's own)")
     for name in ("channels", "layers", "epochs", "batch-size", "subset", "eval-subset"):
         t.add_argument(f"--{name}", type=int, help=_NASB_INT_HELP[name])
+    _precision_arg(t, "training forward (student and teacher; evaluation stays fp32)")
     _run_args(t)
     _common(t)
     t.set_defaults(func=_cmd_nasb_train)
@@ -390,7 +397,7 @@ def _cmd_nasb_search(a: argparse.Namespace) -> dict:
     from .nasb import run_search
 
     keys = ("data", "order", "relaxation", "max_parameter_free", "channels", "layers", "subset", "epochs", "batch_size", "plot", "seed",
-            "device", "bases")
+            "device", "bases", "precision")
     cfg = resolve(NASBSearchConfig, NASB_SEARCH_PRESETS, _nasb_preset(a), {k: getattr(a, k) for k in keys})
     m = run_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     _finish_run(m, a)
@@ -408,7 +415,8 @@ def _cmd_nasb_train(a: argparse.Namespace) -> dict:
     from .nasb import run_train
 
     keys = ("genotype", "model", "data", "eval_data", "stages", "teacher", "teacher_weights", "lr", "lr_schedule",
-            "stage1_act", "channels", "layers", "epochs", "batch_size", "subset", "eval_subset", "seed", "device", "bases")
+            "stage1_act", "channels", "layers", "epochs", "batch_size", "subset", "eval_subset", "seed", "device", "bases",
+            "precision")
     cfg = resolve(NASBTrainConfig, NASB_TRAIN_PRESETS, _nasb_preset(a), {k: getattr(a, k) for k in keys})
     m = run_train(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     _finish_run(m, a)

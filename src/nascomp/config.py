@@ -129,6 +129,7 @@ class GeneratorSearchConfig:
     order: int = 1  # 1: first-order DARTS; 2: unrolled (second-order) alpha gradient
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"  # forward arithmetic of the search steps (supernet and teacher): fp32 | bf16 | auto (+cl: channels-last)
     batch_size: int = 16
     epochs: int = 2
     steps_per_epoch: int = 5  # one step = one alpha update and one weight update, each on a fresh latent batch
@@ -154,6 +155,7 @@ class NASBSearchConfig:
     preset: str = "demo"
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"  # forward arithmetic of the search steps: fp32 | bf16 | auto (+cl: channels-last)
     channels: int = 16  # supernet width C (stem and first cells)
     layers: int = 8  # cells; reduction cells at layers // 3 and 2 * layers // 3
     subset: int = 0  # training images drawn (0 = all) before the split into halves
@@ -193,6 +195,7 @@ class NASBTrainConfig:
     preset: str = "demo"
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"  # forward arithmetic of the training steps (student and teacher; evaluation stays fp32): fp32 | bf16 | auto (+cl: channels-last)
     channels: int | None = None  # width C of a genotype network (default 16); not for --model
     bases: str | None = None  # binary bases of a genotype network: single | groupnet:K | abcnet:MxN (None: the genotype's)
     layers: int = 8  # cells of a genotype network

@@ -12,6 +12,7 @@ import torch
 from nascomp.cli import main
 from nascomp.engine import rundir
 from nascomp.engine.rundir import RUN_MARKER, RunDir
+from nascomp.errors import RunDirError
 
 TINY = ["--gen-steps", "4", "--calib-size", "64", "--epochs", "2", "--batch-size", "32", "--quiet", "--device", "cpu"]
 
@@ -135,3 +136,13 @@ def test_run_files_follow_the_users_umask(tmp_path):
         os.umask(old)
     assert (tmp_path / "r" / "metrics.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "r" / "config.yaml").stat().st_mode & 0o777 == 0o644
+
+
+def test_resume_accepts_a_folder_written_before_an_option_existed_only_at_that_options_default(tmp_path):
+    RunDir.create(tmp_path / "r", "test", {"epochs": 2}).close()
+    defaults = {"epochs": 1, "precision": "fp32"}
+    RunDir.resume(tmp_path / "r", {"epochs": 2, "precision": "fp32"}, defaults).close()
+    with pytest.raises(RunDirError, match="precision: 'fp32' there, 'bf16' now"):
+        RunDir.resume(tmp_path / "r", {"epochs": 2, "precision": "bf16"}, defaults)
+    with pytest.raises(RunDirError, match="epochs: 2 there, 1 now"):
+        RunDir.resume(tmp_path / "r", {"epochs": 1, "precision": "fp32"}, defaults)

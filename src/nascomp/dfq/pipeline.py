@@ -71,7 +71,6 @@ class DFQRun(Run):
 
     def build(self) -> None:
         cfg = self.cfg
-        self.precision = parse_precision(cfg.precision, self.device)
         self.teacher = freeze_teacher(load_teacher(cfg)).to(self.device)
         batchnorm_layers(self.teacher)  # refused before any data is read
         layer_bits = protocol_bits(self.teacher, cfg.wbits, cfg.abits, cfg.first_last_bits, cfg.layer_bits)  # idem

@@ -45,6 +45,7 @@ from .distributed import (
     rank_seed,
 )
 from .loop import check_finite
+from .precision import parse as parse_precision
 from .progress import fmt_losses, progress
 from .rundir import RunDir
 from .seed import rng_state, seed_everything, set_rng_state
@@ -109,6 +110,7 @@ class Run:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
         self.quiet = quiet or not self.dist.is_main
+        self.precision = parse_precision(getattr(cfg, "precision", "fp32"), self.device)  # autocast, channels-last
         seed_everything(cfg.seed)
         self.rundir = self._open_rundir(out, force, resume)
         self.progress = Progress(world_size=self.dist.world_size)
@@ -266,7 +268,9 @@ class Run:
         if self.dist.is_main:
             try:
                 config = to_dict(self.cfg)
-                rundir = RunDir.resume(resume, config) if resume else RunDir.create(out, self.job, config, force)
+                defaults = to_dict(type(self.cfg)())  # options added after a run folder was written
+                rundir = (RunDir.resume(resume, config, defaults) if resume
+                          else RunDir.create(out, self.job, config, force))
                 if resume and (rundir.path / "metrics.json").is_file() and not rundir.checkpoint_path.is_file():
                     rundir.close()
                     raise RunDirError(f"--resume {resume}: that run has finished (metrics.json, report.md) and its "

@@ -86,7 +86,9 @@ class RunDir:
                 self.replaced = None
 
     @classmethod
-    def resume(cls, path: str | Path, config: dict) -> RunDir:
+    def resume(cls, path: str | Path, config: dict, defaults: dict | None = None) -> RunDir:
+        """Reopen the run folder ``path`` for ``config``; a key its config.yaml lacks (an option added since it
+        was written) matches when ``config`` holds that option's value in ``defaults``."""
         path = Path(path)
         if not (path / RUN_MARKER).is_file() or not (path / "config.yaml").is_file():
             raise RunDirError(f"--resume {path}: no run folder of nascomp there (no {RUN_MARKER} marker); pass a "
@@ -98,6 +100,8 @@ class RunDir:
                               "start a new --out") from None
         if not isinstance(saved, dict):
             raise RunDirError(f"--resume {path}: its config.yaml is not a mapping; start a new --out")
+        defaults = defaults or {}
+        saved = {**{k: v for k, v in defaults.items() if k in config}, **saved}
         diff = sorted(k for k in set(saved) | set(config)
                       if k not in RESUME_MAY_CHANGE and saved.get(k) != config.get(k))
         if diff:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from ..config import NASBSearchConfig
 from ..engine import Run, Stage, lr_factor, run_epoch, set_lr
+from ..engine.precision import channels_last_input
 from ..errors import ConfigError
 from ..nas import ArchSearcher, Genotype, derive, split_parameters
 from ..quant.multibase import parse_bases
@@ -100,6 +101,7 @@ class NASBSearch(Run):
             c, self.icfg.num_classes, cfg.channels, cfg.layers, binary_shortcut=cfg.binary_shortcut,
             bases=cfg.bases or "single",
         ).to(self.device).train()
+        self.precision.prepare(self.model)  # channels-last (when chosen) before the optimizers make their state
         weights, alphas = split_parameters(self.model)
         w_opt = torch.optim.Adam(param_groups(self.model, weights, cfg.weight_decay, 0.0), lr=cfg.w_lr)
         a_opt = torch.optim.Adam(alphas, lr=cfg.a_lr, betas=(0.5, 0.999), weight_decay=cfg.a_weight_decay)
@@ -113,7 +115,8 @@ class NASBSearch(Run):
 
     def _loss(self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
-        return F.cross_entropy(model(x.to(self.device)), y.to(self.device))
+        with self.precision.autocast(self.device):  # fp32, or bf16 autocast of the forward (--precision)
+            return F.cross_entropy(model(channels_last_input(x.to(self.device), self.precision)), y.to(self.device))
 
     def _tau(self, epoch: int) -> float | None:
         """GDAS temperature of ``epoch``: linear from ``tau_max`` to ``tau_min``; None for softmax."""

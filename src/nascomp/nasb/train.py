@@ -27,6 +27,7 @@ from ..data import ImageBatches
 from ..deploy.artefact import save_artefact
 from ..engine import Run, Stage, evaluate, lr_factor, optimizer_step, run_epoch, set_lr
 from ..engine.distributed import replicate
+from ..engine.precision import channels_last_input
 from ..errors import ConfigError
 from ..quant.binary import set_binary_stage
 from ..quant.cost import count_cost
@@ -72,11 +73,11 @@ class NASBTrain(Run):
         self.icfg = input_cfg(train)
         self.student, self.about = build_student(cfg, self.icfg)
         use_real_activation(self.student, cfg.stage1_act)
-        self.student.to(self.device)
+        self.precision.prepare(self.student.to(self.device))
         self.replica = replicate(self.student, self.device)
         self.teacher = load_teacher(cfg, self.icfg)
         if self.teacher is not None:
-            self.teacher.to(self.device)
+            self.precision.prepare(self.teacher.to(self.device))
         self.batches = train_batches(train, self.icfg, cfg.batch_size, cfg.augment, cfg.seed, d.rank, d.world_size)
         self.eval_batches = ImageBatches(test, self.icfg, batch_size=cfg.eval_batch_size, rank=d.rank,
                                          world_size=d.world_size)
@@ -106,12 +107,13 @@ class NASBTrain(Run):
         self.replica.train()
 
         def step(batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
-            x, y = batch[0].to(self.device), batch[1].to(self.device)
+            x, y = channels_last_input(batch[0].to(self.device), self.precision), batch[1].to(self.device)
             teacher_logits = None
-            if self.teacher is not None:
-                with torch.no_grad():
-                    teacher_logits = self.teacher(x)
-            loss = student_loss(self.replica(x), y, teacher_logits, cfg.temperature, cfg.kd_weight, cfg.ce_weight)
+            with self.precision.autocast(self.device):  # fp32, or bf16 autocast of the forward (--precision)
+                if self.teacher is not None:
+                    with torch.no_grad():
+                        teacher_logits = self.teacher(x)
+                loss = student_loss(self.replica(x), y, teacher_logits, cfg.temperature, cfg.kd_weight, cfg.ce_weight)
             return {"loss": optimizer_step(loss, optimizer)}
 
         def schedule(i: int) -> None:

@@ -44,6 +44,7 @@ from torch import nn
 
 from ..config import GeneratorSearchConfig
 from ..engine import Run, Stage, run_epoch
+from ..engine.precision import Precision
 from ..errors import ConfigError
 from ..nas import ArchSearcher, Genotype, plot_alpha_history, render, split_parameters, to_dot
 from .autorecon import SPACE, AutoReConSupernet
@@ -52,14 +53,18 @@ from .objective import freeze_teacher, reconstruction_loss
 
 
 class ReconstructionObjective:
-    """``loss_fn(generator, (z, y)) -> L_r`` for the searcher; keeps the CE and BNS parts of the last call."""
+    """``loss_fn(generator, (z, y)) -> L_r`` for the searcher; keeps the CE and BNS parts of the last call.
+    The forward runs under ``precision``'s autocast (fp32 by default; the BNS statistics stay fp32)."""
 
-    def __init__(self, teacher: nn.Module, bns: BNStatistics) -> None:
-        self.teacher, self.bns = teacher, bns
+    def __init__(self, teacher: nn.Module, bns: BNStatistics, precision: Precision | None = None,
+                 device: torch.device | str = "cpu") -> None:
+        self.teacher, self.bns, self.device = teacher, bns, device
+        self.precision = precision or Precision()
         self.last: dict[str, torch.Tensor] = {}
 
     def __call__(self, generator: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        loss, parts = reconstruction_loss(generator, self.teacher, self.bns, *batch)
+        with self.precision.autocast(self.device):
+            loss, parts = reconstruction_loss(generator, self.teacher, self.bns, *batch)
         self.last = {"ce": parts["ce"].detach(), "bns": parts["bns"].detach()}
         return loss
 
@@ -119,11 +124,12 @@ class GeneratorSearch(Run):
         mcfg = self.teacher.default_cfg
         self.supernet = AutoReConSupernet(mcfg.num_classes, mcfg.input_size, channels=cfg.channels)
         self.supernet.to(self.device).train()
+        self.precision.prepare(self.supernet), self.precision.prepare(self.teacher)  # channels-last when chosen
         weights, alphas = split_parameters(self.supernet)
         w_opt = torch.optim.Adam(weights, lr=cfg.gen_lr, betas=(0.5, 0.999))
         a_opt = torch.optim.Adam(alphas, lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay)
         self.bns = BNStatistics(self.teacher)
-        self.objective = ReconstructionObjective(self.teacher, self.bns)
+        self.objective = ReconstructionObjective(self.teacher, self.bns, self.precision, self.device)
         self.searcher = ArchSearcher(self.supernet, self.supernet.arch, w_opt, a_opt, self.objective,
                                      order=cfg.order, grad_clip=cfg.grad_clip)
         self.results.alpha_history.append(self.searcher.alpha_snapshot())
