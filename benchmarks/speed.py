@@ -70,7 +70,7 @@ from nascomp.recon import (
 TITLE = "Speed of the hot steps (CPU)"
 TEACHER = SHARED / "weights" / "cifar10" / "resnet20-12fca82f.th"
 TEST_SET = SHARED / "data" / "cifar10-jpeg" / "test.tar.gz"
-KINDS = ("gdfq", "gensearch", "nasb-search", "nasb-train")
+KINDS = ("gdfq", "gensearch", "nasb-search", "nasb-train", "recon")
 NASB_KINDS = ("nasb-search", "nasb-train")
 
 
@@ -123,13 +123,16 @@ class Shapes:
     nasb_train_batch: int = 64
     nasb_train_channels: int = 16
     nasb_train_layers: int = 8
+    recon_iters: int = 20  # iterations per timed call of one block's reconstruction
+    recon_batch: int = 32
+    recon_images: int = 64
     matmul_n: int = 2048
 
     @classmethod
     def smoke(cls) -> Shapes:
         return cls(gdfq_batch=4, search_batch=4, search_channels=4, nasb_search_batch=4, nasb_search_channels=4,
                    nasb_search_layers=3, nasb_train_batch=4, nasb_train_channels=4, nasb_train_layers=3,
-                   matmul_n=256)
+                   recon_iters=2, recon_batch=4, recon_images=8, matmul_n=256)
 
     def describe(self, kind: str) -> str:
         return {
@@ -140,6 +143,9 @@ class Shapes:
                             f"gumbel, batch {self.nasb_search_batch})"),
             "nasb-train": (f"NASB train step (C = {self.nasb_train_channels}, {self.nasb_train_layers} cells, "
                            f"stage 3, batch {self.nasb_train_batch})"),
+            "recon": (f"block reconstruction: {self.recon_iters} iterations on {RECON_UNIT} (W4A4, AdaRound + LSQ + "
+                      f"QDrop 0.5) at batch {self.recon_batch}, with the block's error on {self.recon_images} images "
+                      "before and after (`quant.reconstruct.reconstruct_unit`, one call per step)"),
         }[kind]
 
 
@@ -278,8 +284,37 @@ def nasb_train_step(variant: Variant, teacher: torch.nn.Module, shapes: Shapes) 
     return lambda: {"step": _timed(step)}
 
 
+RECON_UNIT = "layer2.0"  # ResNet-20's first stride-2 block (two 3x3 convs and the 1x1 downsample shortcut)
+
+
+def recon_step(variant: Variant, teacher: torch.nn.Module, shapes: Shapes) -> Step:
+    """One call of ``reconstruct_unit`` on a fresh copy of the calibrated W4A4 block (the student stays fp32;
+    only the memory format differs between variants)."""
+    from nascomp.quant.reconstruct import ReconSettings, capture, reconstruct_unit
+
+    prec = variant.precision
+    torch.manual_seed(0)
+    images = torch.randn(shapes.recon_images, 3, 32, 32)
+    student = quantize_model(copy.deepcopy(teacher), 4, 4, "mse", "mse").eval()
+    with torch.no_grad():
+        set_observing(student, True)
+        student(images)
+        freeze_ranges(student)
+    inputs = capture(student, RECON_UNIT, images, "input")
+    targets = capture(teacher, RECON_UNIT, images, "output")
+    if prec.channels_last:
+        inputs, targets = (t.contiguous(memory_format=torch.channels_last) for t in (inputs, targets))
+    block = prec.prepare(student.get_submodule(RECON_UNIT))
+    settings = ReconSettings(iters=shapes.recon_iters, batch_size=shapes.recon_batch)
+
+    def step() -> None:
+        reconstruct_unit(copy.deepcopy(block), inputs, targets, settings)
+
+    return lambda: {"step": _timed(step)}
+
+
 BUILDERS = {"gdfq": gdfq_step, "gensearch": gensearch_step, "nasb-search": nasb_search_step,
-            "nasb-train": nasb_train_step}
+            "nasb-train": nasb_train_step, "recon": recon_step}
 
 
 def variants_of(kind: str) -> list[Variant]:
@@ -287,6 +322,8 @@ def variants_of(kind: str) -> list[Variant]:
     if kind == "gdfq":
         return VARIANTS
     keep = [v for v in VARIANTS if not v.student_bf16]
+    if kind == "recon":  # the student's arithmetic is fp32 (its quantizers): only the memory format varies
+        return [v for v in keep if v.precision.dtype == "fp32" and v.legacy_upsample]
     if kind in NASB_KINDS:
         keep = [v for v in keep if v.legacy_upsample or v.precision.dtype == "bf16"]
     return keep

@@ -42,3 +42,11 @@ def test_smoke_reports_every_variant_and_writes_its_section(bench, tmp_path):
     written = doc.read_text()
     assert written.count(f"## {bench.TITLE}") == 1 and "## Other\n\nkept" in written
     assert "**NASB train step" in written and "**GDFQ/DFQ iteration" not in written
+
+
+def test_smoke_times_one_reconstruction_block_against_its_flops(bench, tmp_path):
+    text = bench.main(["--smoke", "--threads", "1", "--kinds", "recon"])
+    recon = text.split("**block reconstruction")[1]
+    rows = [line for line in recon.splitlines() if line.startswith("| ") and "variant" not in line]
+    assert [r.split(" | ")[0][2:] for r in rows] == ["baseline (F.interpolate, fp32, NCHW)", "channels-last"]
+    assert all(float(r.split(" | ")[4]) > 0 for r in rows)  # GFLOP per step: the block's convs were counted
