@@ -86,13 +86,18 @@ class UniformActivation(nn.Module):
         return f"bits={self.bits}, scale={self.scale:.6g}, zero={self.zero}"
 
 
+def sign(x: torch.Tensor) -> torch.Tensor:
+    """``sign(x)`` in {-1, +1} with ``sign(0) := +1``, in ``x``'s dtype."""
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+
 class SignActivation(nn.Module):
     """``sign(x)`` in {-1, +1}, ``sign(0) := +1`` (Bi-Real Net's binary activation, no gradient needed)."""
 
     bits = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+        return sign(x)
 
 
 class MultiSignActivation(nn.Module):
@@ -109,8 +114,7 @@ class MultiSignActivation(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor | int = 0
         for n in range(len(self.betas)):
-            shifted = x - self.shifts[n]
-            out = out + self.betas[n] * torch.where(shifted >= 0, 1.0, -1.0).to(x.dtype)
+            out = out + self.betas[n] * sign(x - self.shifts[n])
         return out  # type: ignore[return-value]
 
     def extra_repr(self) -> str:

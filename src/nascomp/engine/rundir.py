@@ -100,8 +100,7 @@ class RunDir:
                               "start a new --out") from None
         if not isinstance(saved, dict):
             raise RunDirError(f"--resume {path}: its config.yaml is not a mapping; start a new --out")
-        defaults = defaults or {}
-        saved = {**{k: v for k, v in defaults.items() if k in config}, **saved}
+        saved = {**(defaults or {}), **saved}
         diff = sorted(k for k in set(saved) | set(config)
                       if k not in RESUME_MAY_CHANGE and saved.get(k) != config.get(k))
         if diff:

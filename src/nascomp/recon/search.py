@@ -124,7 +124,8 @@ class GeneratorSearch(Run):
         mcfg = self.teacher.default_cfg
         self.supernet = AutoReConSupernet(mcfg.num_classes, mcfg.input_size, channels=cfg.channels)
         self.supernet.to(self.device).train()
-        self.precision.prepare(self.supernet), self.precision.prepare(self.teacher)  # channels-last when chosen
+        self.precision.prepare(self.supernet)  # channels-last when chosen, before the optimizers make their state
+        self.precision.prepare(self.teacher)
         weights, alphas = split_parameters(self.supernet)
         w_opt = torch.optim.Adam(weights, lr=cfg.gen_lr, betas=(0.5, 0.999))
         a_opt = torch.optim.Adam(alphas, lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay)
