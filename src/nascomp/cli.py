@@ -101,7 +101,8 @@ def _add_dfq(sub) -> None:
                    "one first; its time is reported apart as search_seconds)")
     p.add_argument("--wbits", type=int, help="weight bits, 2..8 or 32 (default 4)")
     p.add_argument("--abits", type=int, help="activation bits, 2..8 or 32 (default 4)")
-    p.add_argument("--preset", default=None, help="demo | quick (CPU minutes) | paper (GDFQ's budget)")
+    p.add_argument("--preset", default=None, help="demo | quick (CPU minutes: generator, block reconstruction) | "
+                   "quick-kd (the same with GDFQ's KD fine-tune in place of reconstruction) | paper (GDFQ's budget)")
     for name, typ, text in DFQ_BUDGET_OPTIONS:
         p.add_argument(f"--{name.replace('_', '-')}", type=typ, help=text)
     _precision_arg(p, "generator and teacher (the student stays fp32)")

@@ -64,11 +64,16 @@ class DFQConfig:
     direct_jitter: int = 2  # --generator direct: largest random circular shift per step, in pixels (0: none)
 
 
+# GDFQ's route at a CPU budget: train the generator, calibrate MSE ranges on its images, KD fine-tune on fresh ones
+_QUICK_KD: dict[str, Any] = dict(schedule="calibset", batch_size=64, gen_steps=800, calib_size=2048, holdout_size=0,
+                                 epochs=3, fresh_images=True, lr_schedule="cosine", ce_weight=0.0,
+                                 act_observer="mse", weight_observer="mse", eval_every=1)
+
 DFQ_PRESETS: dict[str, dict[str, Any]] = {
     "demo": {},
-    "quick": dict(schedule="calibset", batch_size=64, gen_steps=800, calib_size=2048, holdout_size=0,
-                  epochs=3, fresh_images=True, lr_schedule="cosine", ce_weight=0.0,
-                  act_observer="mse", weight_observer="mse", eval_every=1),
+    # the same generator and calibration, then block reconstruction (AdaRound + LSQ + QDrop) in place of KD
+    "quick": {**_QUICK_KD, "method": "recon"},
+    "quick-kd": _QUICK_KD,
     "paper": dict(schedule="gdfq", batch_size=200, epochs=400, iters_per_epoch=200, warmup_epochs=4,
                   milestones=[100, 200, 300], act_observer="ema", weight_observer="minmax", eval_every=1),
 }

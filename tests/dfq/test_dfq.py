@@ -9,6 +9,7 @@ from nascomp.deploy.student import load_student
 from nascomp.dfq import DFQRun, kd_loss, run_dfq
 from nascomp.dfq.evaluate import evaluate_checkpoint
 from nascomp.engine.rundir import RunDir
+from run_metrics import reproducible
 
 TINY = dict(gen_steps=10, calib_size=128, epochs=3, batch_size=32, eval_every=1)
 TINY_GDFQ = dict(schedule="gdfq", epochs=3, iters_per_epoch=3, warmup_epochs=1, batch_size=32,
@@ -20,7 +21,7 @@ def _cfg(**kw) -> DFQConfig:
 
 
 def _comparable(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k not in ("seconds", "run_dir", "seconds_per_step")}
+    return reproducible(metrics)
 
 
 def test_kd_loss_is_zero_kl_plus_ce_when_student_equals_teacher():

@@ -1,5 +1,7 @@
 """Block reconstruction (BRECQ + AdaRound + LSQ + QDrop) as a stage of the DFQ run."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ from nascomp.models import create_model
 from nascomp.quant import quant_layers, quantize_model
 from nascomp.quant import reconstruct as recon
 from nascomp.quant.quantizers import qparams
+from run_metrics import reproducible
 
 TINY = dict(gen_steps=10, calib_size=128, epochs=1, batch_size=32, eval_every=1, holdout_size=0, method="recon",
             recon_iters=300, recon_batch=16, recon_drop=0.0)
@@ -90,8 +93,16 @@ def test_a_run_interrupted_in_the_middle_of_reconstruction_resumes_to_the_same_n
     with interrupted(monkeypatch, "reconstruct", 2):
         run_dfq(cfg, out=str(tmp_path / "cut"), quiet=True)
     resumed = run_dfq(cfg, resume=str(tmp_path / "cut"), quiet=True)
-    drop = ("seconds", "run_dir", "seconds_per_step")
-    assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in full.items() if k not in drop}
+    assert reproducible(resumed) == reproducible(full)
+    stages = ["evaluate teacher", "generator", "calibration set", "calibrate", "reconstruct", "fine-tune"]
+    assert list(full["stage_seconds"]) == list(resumed["stage_seconds"]) == stages  # each stage's wall time
+    assert resumed["stage_seconds"]["reconstruct"] > 0 and resumed["stage_seconds"]["fine-tune"] > 0
+
+
+def test_the_quick_preset_reconstructs_and_quick_kd_is_the_same_run_with_gdfqs_kd_fine_tune():
+    quick, quick_kd = (resolve(DFQConfig, DFQ_PRESETS, name, {}) for name in ("quick", "quick-kd"))
+    assert (quick.method, quick_kd.method) == ("recon", "kd")
+    assert replace(quick_kd, method="recon", preset="quick") == quick
 
 
 @pytest.mark.parametrize("argv,needle", [

@@ -11,6 +11,7 @@ from nascomp.config import NASB_SEARCH_PRESETS, NASBSearchConfig, resolve
 from nascomp.errors import ConfigError
 from nascomp.nas import Genotype
 from nascomp.nasb import NASB_SPACE, run_search
+from run_metrics import reproducible
 
 TINY = dict(channels=4, layers=3, subset=192, batch_size=32, epochs=2, plot=False)
 
@@ -20,8 +21,7 @@ def _cfg(**kw) -> NASBSearchConfig:
 
 
 def _same(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k not in ("seconds", "seconds_per_step", "run_dir", "drawings",
-                                                          "genotype", "alpha_plot")}
+    return reproducible(metrics, "drawings", "genotype", "alpha_plot")
 
 
 @pytest.fixture(scope="module")

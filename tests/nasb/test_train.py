@@ -15,6 +15,7 @@ from nascomp.nasb import NASB_SPACE, NASBNetwork, run_train
 from nascomp.nasb.optim import param_groups
 from nascomp.nasb.stages import stage_plan, use_real_activation
 from nascomp.quant.binary import BinaryConv2d, binary_stage, set_binary_stage
+from run_metrics import reproducible
 
 TINY = dict(channels=4, layers=3, subset=128, eval_subset=64, batch_size=32, epochs=2)
 
@@ -31,7 +32,7 @@ def _cfg(**kw) -> NASBTrainConfig:
 
 
 def _same(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k not in ("seconds", "run_dir")}
+    return reproducible(metrics)
 
 
 @pytest.fixture(scope="module")

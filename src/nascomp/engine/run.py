@@ -85,6 +85,7 @@ class Progress:
     timing: dict[str, list[float]] = field(default_factory=dict)  # part -> [seconds, count]
     world_size: int = 1
     curves: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # stage -> float values of each unit
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # stage -> wall time (begin, units, end, evaluations)
 
 
 @dataclass
@@ -167,7 +168,7 @@ class Run:
         try:
             while self.progress.stage < len(stages):
                 self._run_stage(stages[self.progress.stage])
-            metrics = self.finish()
+            metrics = {**self.finish(), "stage_seconds": {k: round(v, 2) for k, v in self.progress.stage_seconds.items()}}
             self.rundir.write_json("metrics.json", metrics)
             self.rundir.write_json(CURVES_FILE, {"stages": [
                 {"name": s.name, "unit": s.unit, "rows": self.progress.curves.get(s.name, [])} for s in stages]})
@@ -177,6 +178,7 @@ class Run:
 
     def _run_stage(self, stage: Stage) -> None:
         pg = self.progress
+        clock = time.perf_counter()
         stage.begin()
         for name in stage.parts:
             if name in self._stage_state:
@@ -198,12 +200,20 @@ class Run:
                 self.log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
             pg.unit = unit + 1
             if not last and (unit + 1) % stage.checkpoint_every == 0:
+                clock = self._clock_stage(stage, clock)
                 self.checkpoint(stage.parts)
                 self._pause_if_due()
         stage.end()
+        self._clock_stage(stage, clock)
         pg.stage, pg.unit = pg.stage + 1, 0
         self.checkpoint()
         self._pause_if_due()
+
+    def _clock_stage(self, stage: Stage, since: float) -> float:
+        """Add the wall time since ``since`` to the stage's seconds (saved with the next checkpoint); returns now."""
+        now = time.perf_counter()
+        self.progress.stage_seconds[stage.name] = self.progress.stage_seconds.get(stage.name, 0.0) + now - since
+        return now
 
     def _pause_if_due(self) -> None:
         """After a checkpoint: stop the run (:class:`Paused`) once it has run ``stop_after`` seconds."""
