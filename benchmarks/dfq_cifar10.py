@@ -25,6 +25,7 @@ from common import (
     mean_spread,
     parse_overrides,
     run_config,
+    stage_minutes,
     write_section,
 )
 
@@ -89,26 +90,29 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> str:
         f"Command: `{command()}`" + (" (the runs were made by the same command without `--report-only`)" if args.report_only else "") + "  ",
         f"Machine: {args.machine or machine()}  ",
         f"Teacher: {cfg.model} ({'demo data' if args.smoke else 'JPEG CIFAR-10 test set, 10,000 images'}), "
-        f"W{cfg.wbits}A{cfg.abits}, seeds {args.seeds}  ",
+        f"W{cfg.wbits}A{cfg.abits} ({first.get('protocol', 'GDFQ protocol')}), seeds {args.seeds}  ",
         f"Budget: {dfq_budget(cfg)}  ",
         f"Total wall time: {sum(r['seconds'] for runs in results.values() for r in runs) / 60:.1f} min of runs",
         "",
-        "| generator | FP top-1 | PTQ top-1 | DFQ top-1 (saved student) | DFQ last epoch | DFQ best epoch (chosen on "
-        "test data) | calib. L_r | calib. BNS | s / generator step | s / student step | run seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| generator | FP top-1 | PTQ top-1 | block reconstruction top-1 | DFQ top-1 (saved student) | DFQ last epoch "
+        "| DFQ best epoch (chosen on test data) | calib. L_r | calib. BNS | s / generator step | s / student step "
+        "| minutes per stage | run minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for generator, runs in results.items():
         steps = [r["seconds_per_step"] for r in runs]
         lines.append(
             f"| {generator} | {first['fp_top1']:.2f} | {mean_spread([r['ptq_top1'] for r in runs])} "
+            f"| {mean_spread([r.get('recon_top1') for r in runs])} "
             f"| {mean_spread([r['dfq_top1'] for r in runs])} | {mean_spread([r['dfq_last_epoch_top1'] for r in runs])} "
             f"| {mean_spread([r['dfq_best_top1'] for r in runs])} "
             f"| {mean_spread([r['calib_lr'] for r in runs])} | {mean_spread([r['calib_bns'] for r in runs])} "
             f"| {mean_spread([s.get('generator_step') for s in steps])} "
             f"| {mean_spread([s.get('student_step') for s in steps])} "
-            f"| {mean_spread([r['seconds'] for r in runs])} |")
+            f"| {stage_minutes(runs)} | {mean_spread([r['seconds'] / 60 for r in runs], '.1f')} |")
     saved = (f"the epoch (0 = PTQ) with the lowest KD loss on {cfg.holdout_size} held-out generated images"
-             if cfg.holdout_size else "the last epoch's")
+             if cfg.holdout_size else "the reconstructed one (no KD epochs)" if cfg.method == "recon"
+             else "the last epoch's")
     lines += ["", f"Mean ± half-range over the seeds. The saved student is {saved}; the last-epoch and test-selected "
               "figures are given beside it. Same seed, same numbers at the same thread count (CPU). The wall times "
               "were taken with other benchmark jobs running on the same machine."]

@@ -35,6 +35,7 @@ from common import (
     recon_budget,
     run_config,
     shown,
+    stage_minutes,
     write_section,
 )
 
@@ -109,8 +110,8 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
         f"Evaluated on: `{shown(base.data)}`",
         "",
         "| variant | generator | overrides | PTQ top-1 | block reconstruction top-1 | top-1 after each evaluated KD epoch "
-        "| delivered - PTQ | s / student step | s / reconstructed block | run minutes |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| delivered - PTQ | s / student step | s / reconstructed block | minutes per stage | run minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (name, generator), runs in results.items():
         curves = [scored(m) for m in runs]
@@ -122,7 +123,7 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
         lines.append(f"| {name} | {generator} | {overrides} | {mean_spread([m['ptq_top1'] for m in runs])} "
                      f"| {mean_spread([m.get('recon_top1') for m in runs])} | {' / '.join(per_epoch) or '-'} "
                      f"| {mean_spread(gain, '+.2f')} | {steps['student_step']} | {steps['reconstruct_unit']} "
-                     f"| {mean_spread([m['seconds'] / 60 for m in runs], '.1f')} |")
+                     f"| {stage_minutes(runs)} | {mean_spread([m['seconds'] / 60 for m in runs], '.1f')} |")
     lines += ["", "Mean ± half-range over the sources of that generator (one trained generator each); same images for "
               "every variant of a source."]
     recon = {name: recon_budget(replace(base, **variants[name])) for name in variants}
@@ -130,7 +131,8 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
     lines += [f"Variant {name}: {direct_budget(replace(base, **variants[name]))}." for name in variants
               if replace(base, **variants[name]).generator == "direct"]
     lines += ["Run minutes: wall time of the variant's stages (image source, calibration, reconstruction, KD, "
-              "evaluations), without the source's generator training."]
+              "evaluations), without the source's generator training; minutes per stage: the mean wall time of each "
+              "stage (its evaluations included)."]
     text = "\n".join(lines)
     if args.write:
         write_section(args.title, text)

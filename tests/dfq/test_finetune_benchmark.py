@@ -45,3 +45,13 @@ def test_a_direct_variant_replaces_the_sources_generator_by_optimised_images(ben
     assert direct["generator"] == "direct" and "direct_step" in direct["seconds_per_step"]
     assert "generator_step" not in direct["seconds_per_step"]
     assert "2 Adam steps each" in bench.direct_budget(replace(cfg, generator="direct", direct_steps=2))
+
+
+def test_the_report_gives_each_stages_mean_minutes_and_a_recon_budget_without_kd_epochs():
+    common = load_benchmark("common")
+    runs = [{"stage_seconds": {"calibrate": 1.0, "reconstruct": 300.0}}, {"stage_seconds": {"reconstruct": 420.0}}]
+    assert common.stage_minutes(runs) == "reconstruct 6.0"  # (5 + 7) / 2; calibrate under 0.05 minutes
+    assert common.stage_minutes([{}]) == "-"  # a run made before stages were timed
+    budget = {name: common.dfq_budget(resolve(DFQConfig, DFQ_PRESETS, name, {})) for name in ("quick", "quick-kd")}
+    assert "KD epochs" in budget["quick-kd"] and "KD epochs" not in budget["quick"]
+    assert "block reconstruction 1000 iterations" in budget["quick"]
