@@ -107,7 +107,8 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
         f"Machine: {machine()}{', cuDNN TF32 off' if args.no_tf32 else ''}  ",
         f"Sources (trained generators): {', '.join(f'`{shown(s)}`' for s in sources)}  ",
         f"Base budget (the first source's config): {dfq_budget(base)}; every variant skips the generator training  ",
-        f"Evaluated on: `{shown(base.data)}`",
+        f"Teacher: {base.model}, FP top-1 {next(iter(results.values()))[0]['fp_top1']:.2f} on `{shown(base.data)}`, "
+        "where every row is evaluated",
         "",
         "| variant | generator | overrides | PTQ top-1 | block reconstruction top-1 | top-1 after each evaluated KD epoch "
         "| delivered - PTQ | s / student step | s / reconstructed block | minutes per stage | run minutes |",
