@@ -90,7 +90,9 @@ def main() -> None:
             cfg = replace(bases[source], **overrides)  # a variant's own value wins over --set
             metrics = run_variant(source, cfg, Path(args.runs) / f"{name}-{source.name}")
             epochs = " ".join(f"{top1:.2f}" for top1 in scored(metrics))
-            print(f"{name} {source}: PTQ {metrics['ptq_top1']:.2f} epochs {epochs} ({metrics['seconds']:.0f} s)", flush=True)
+            recon = f" recon {metrics['recon_top1']:.2f}" if metrics.get("recon_top1") is not None else ""
+            print(f"{name} {source}: PTQ {metrics['ptq_top1']:.2f}{recon} epochs {epochs or '-'} "
+                  f"({metrics['seconds']:.0f} s)", flush=True)
             results.setdefault((name, cfg.generator), []).append(metrics)
     print(report(args, variants, sources, bases[sources[0]], results))
 
