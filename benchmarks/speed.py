@@ -21,7 +21,10 @@ Variants (every lever alone on top of the baseline, then all together):
 - ``upsample``: :func:`nascomp.recon.upsample_nearest2x` (same values and gradients);
 - ``channels-last``: parameters (and so activations) in NHWC (:func:`nascomp.engine.precision.to_channels_last`);
 - ``bf16``: bf16 autocast of the generator and the teacher (NASB: of the whole step), student in fp32;
-- ``all``: the three levers, student fp32 (what ``Precision("auto", channels_last=True)`` gives on bf16 hardware);
+- ``reuse freed memory``: glibc keeps freed blocks for the next step instead of unmapping them and faulting in
+  fresh zeroed pages (:mod:`nascomp.engine.memory`, what every ``Run`` and the CLI set; the other variants run
+  with glibc's defaults, switched before each step);
+- ``all``: the four levers, student fp32 (what ``Precision("auto", channels_last=True)`` gives on bf16 hardware);
 - ``all + bf16 student``: also the student's KD step under autocast, measured only: its fake quantizers
   would compute ``round(x / s)`` in bf16 (see ``nascomp.engine.precision``), so no pipeline uses it.
 
@@ -53,6 +56,7 @@ import nascomp.recon.autorecon as autorecon_module
 import nascomp.recon.generators as generators_module
 from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
 from nascomp.dfq.kd import kd_loss
+from nascomp.engine.memory import KEEP, SYSTEM, set_malloc
 from nascomp.engine.precision import Precision, bf16_native
 from nascomp.models import create_model
 from nascomp.nas import ArchSearcher, derive, split_parameters
@@ -80,6 +84,7 @@ class Variant:
     legacy_upsample: bool  # F.interpolate for nearest x2, as on main before upsample_nearest2x
     precision: Precision
     student_bf16: bool = False
+    keep_memory: bool = False  # glibc reuses freed memory (nascomp.engine.memory) instead of fresh kernel pages
 
 
 VARIANTS = [
@@ -87,8 +92,10 @@ VARIANTS = [
     Variant("upsample_nearest2x", False, Precision()),
     Variant("channels-last", True, Precision("fp32", True)),
     Variant("bf16 autocast", True, Precision("bf16")),
-    Variant("all levers (student fp32)", False, Precision("bf16", True)),
-    Variant("all levers + bf16 student (not used)", False, Precision("bf16", True), student_bf16=True),
+    Variant("reuse freed memory", True, Precision(), keep_memory=True),
+    Variant("all levers (student fp32)", False, Precision("bf16", True), keep_memory=True),
+    Variant("all levers + bf16 student (not used)", False, Precision("bf16", True), student_bf16=True,
+            keep_memory=True),
 ]
 
 
@@ -364,11 +371,13 @@ def measure(kind: str, teacher: torch.nn.Module, shapes: Shapes, steps: int) -> 
     runners = [BUILDERS[kind](v, teacher, shapes) for v in variants]
     results = [Result(v) for v in variants]
     for run, res in zip(runners, results, strict=True):
+        set_malloc(KEEP if res.variant.keep_memory else SYSTEM)
         run()  # warm-up (oneDNN primitive creation, allocator)
         res.flops = count_flops(run)
     for r in range(steps):
         for i in range(len(runners)):
             j = (i + r) % len(runners)
+            set_malloc(KEEP if variants[j].keep_memory else SYSTEM)
             c0 = time.process_time()
             for part, seconds in runners[j]().items():
                 results[j].parts.setdefault(part, []).append(seconds)

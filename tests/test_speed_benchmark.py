@@ -48,5 +48,6 @@ def test_smoke_times_one_reconstruction_block_against_its_flops(bench, tmp_path)
     text = bench.main(["--smoke", "--threads", "1", "--kinds", "recon"])
     recon = text.split("**block reconstruction")[1]
     rows = [line for line in recon.splitlines() if line.startswith("| ") and "variant" not in line]
-    assert [r.split(" | ")[0][2:] for r in rows] == ["baseline (F.interpolate, fp32, NCHW)", "channels-last"]
+    assert [r.split(" | ")[0][2:] for r in rows] == ["baseline (F.interpolate, fp32, NCHW)", "channels-last",
+                                                    "reuse freed memory"]
     assert all(float(r.split(" | ")[4]) > 0 for r in rows)  # GFLOP per step: the block's convs were counted

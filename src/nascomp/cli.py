@@ -504,6 +504,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand. Under torchrun every process runs it and only rank 0 prints results."""
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], dict] = args.func
+    from .engine.memory import keep_freed_memory
+
+    keep_freed_memory()  # every subcommand: eval and export as well as the runs
     if hasattr(args, "progress"):
         from .engine.progress import set_progress_mode
 

@@ -45,6 +45,7 @@ from .distributed import (
     rank_seed,
 )
 from .loop import check_finite
+from .memory import keep_freed_memory
 from .precision import parse as parse_precision
 from .progress import fmt_losses, progress
 from .rundir import RunDir
@@ -104,6 +105,7 @@ class Run:
     def __init__(self, cfg: Any, out: str | None = None, force: bool = False, resume: str | None = None,
                  quiet: bool = False, stop_after: float | None = None) -> None:
         self.cfg = self.check(check_ranges(cfg))
+        keep_freed_memory()  # large tensors reuse freed memory instead of fresh pages from the kernel
         self.stop_after, self._started = stop_after, time.monotonic()
         self.device = resolve_device(cfg.device)
         self.dist: Dist = init_distributed(self.device.type)
