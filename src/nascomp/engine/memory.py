@@ -2,8 +2,8 @@
 
 PyTorch's CPU tensors come from ``malloc``. glibc serves an allocation above its mmap threshold (128 KiB, growing
 to at most 32 MiB) with a fresh ``mmap`` and unmaps it on ``free``, so each large activation of each step is a new
-set of pages that the kernel faults in and zeroes: kernel time that grows with batch and image size (a third to a
-half of the CPU time of an EfficientNet-Lite0 step at 224 px here; docs/BENCHMARKS.md, "Speed of the hot steps").
+set of pages that the kernel faults in and zeroes: kernel time that grows with batch and image size (measured side
+by side in docs/BENCHMARKS.md, "Speed of the hot steps with glibc reusing freed memory (CPU)").
 With mmap off (``M_MMAP_MAX = 0``) and trimming off (``M_TRIM_THRESHOLD`` = 1 GiB) freed blocks are reused by the
 next step. The cost: the process keeps its peak heap until it exits (what a training job holds anyway).
 ``NASCOMP_MALLOC=system`` leaves malloc as it is; other C libraries (musl, macOS, Windows) are left alone.
