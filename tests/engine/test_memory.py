@@ -52,3 +52,20 @@ def test_with_glibc_a_large_tensor_loop_stops_faulting_in_fresh_pages(monkeypatc
         memory.keep_freed_memory()
     assert system > 20 * 10_000  # 16,384 pages of 4 KiB per tensor, faulted in again every time
     assert kept < system / 4  # most steps reuse the freed block
+
+
+def test_the_same_run_gives_the_same_numbers_whether_malloc_keeps_memory_or_not(tmp_path, monkeypatch):
+    from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
+    from nascomp.dfq import run_dfq
+    from run_metrics import reproducible
+
+    cfg = resolve(DFQConfig, DFQ_PRESETS, "demo", dict(gen_steps=4, calib_size=64, epochs=1, batch_size=32))
+    try:
+        monkeypatch.setenv("NASCOMP_MALLOC", "system")
+        assert memory.set_malloc(memory.SYSTEM) or memory._glibc() is None
+        system = run_dfq(cfg, out=str(tmp_path / "system"), quiet=True)
+        monkeypatch.delenv("NASCOMP_MALLOC")
+        kept = run_dfq(cfg, out=str(tmp_path / "kept"), quiet=True)
+    finally:
+        memory.keep_freed_memory()
+    assert reproducible(system) == reproducible(kept)  # where memory comes from changes no arithmetic
