@@ -365,19 +365,24 @@ class Result:
         return statistics.median(self.totals if part is None else self.parts[part])
 
 
+def apply_memory_lever(variant: Variant) -> None:
+    """glibc keeps freed memory for this variant's step, or runs with its defaults (the process-wide setting)."""
+    set_malloc(KEEP if variant.keep_memory else SYSTEM)
+
+
 def measure(kind: str, teacher: torch.nn.Module, shapes: Shapes, steps: int) -> list[Result]:
     """Build every variant's step, warm each up once, then ``steps`` interleaved rounds (order rotated)."""
     variants = variants_of(kind)
     runners = [BUILDERS[kind](v, teacher, shapes) for v in variants]
     results = [Result(v) for v in variants]
     for run, res in zip(runners, results, strict=True):
-        set_malloc(KEEP if res.variant.keep_memory else SYSTEM)
+        apply_memory_lever(res.variant)
         run()  # warm-up (oneDNN primitive creation, allocator)
         res.flops = count_flops(run)
     for r in range(steps):
         for i in range(len(runners)):
             j = (i + r) % len(runners)
-            set_malloc(KEEP if variants[j].keep_memory else SYSTEM)
+            apply_memory_lever(variants[j])
             c0 = time.process_time()
             for part, seconds in runners[j]().items():
                 results[j].parts.setdefault(part, []).append(seconds)
