@@ -12,7 +12,7 @@ next step. The cost: the process keeps its peak heap until it exits (what a trai
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc <malloc.h>
@@ -20,10 +20,11 @@ KEEP = {M_MMAP_MAX: 0, M_TRIM_THRESHOLD: 1 << 30}
 SYSTEM = {M_MMAP_MAX: 65536, M_TRIM_THRESHOLD: 128 * 1024}  # glibc's defaults
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
+    """glibc, loaded once per process (every run and CLI command asks); None for any other C library."""
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return None
     return libc if hasattr(libc, "mallopt") and hasattr(libc, "gnu_get_libc_version") else None
