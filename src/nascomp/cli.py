@@ -87,6 +87,9 @@ DFQ_BUDGET_OPTIONS = (
     ("direct_steps", int, "--generator direct: Adam steps per batch of optimised images (default 200)"),
     ("direct_lr", float, "--generator direct: Adam lr of the pixels, cosine to 0 (default 0.25)"),
     ("direct_jitter", int, "--generator direct: largest random shift per step in pixels (default 2; 0: none)"),
+    ("refine_steps", int, "refine each generated calibration image with this many direct steps, from the "
+                          "generator's image and label (default 0: none)"),
+    ("refine_lr", float, "Adam lr of that refinement, cosine to 0 (default 0.05)"),
 )
 
 

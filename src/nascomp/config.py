@@ -62,6 +62,8 @@ class DFQConfig:
     direct_steps: int = 200  # --generator direct: Adam steps per batch of optimised images
     direct_lr: float = 0.25  # --generator direct: Adam lr of the pixels (cosine to 0 over the steps)
     direct_jitter: int = 2  # --generator direct: largest random circular shift per step, in pixels (0: none)
+    refine_steps: int = 0  # a generator's calibration images then take this many direct steps each (0: none)
+    refine_lr: float = 0.05  # Adam lr of that refinement (cosine to 0; jitter as direct_jitter)
 
 
 # GDFQ's route at a CPU budget: train the generator, calibrate MSE ranges on its images, KD fine-tune on fresh ones
@@ -102,6 +104,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "layers": (1, 1000), "max_parameter_free": (0, 1000), "tau_max": (1e-6, 1e6), "tau_min": (1e-6, 1e6),
     "seed": (0, 2**63 - 1), "recon_iters": (0, 10**7), "recon_batch": (1, 1 << 16), "recon_round_lr": (0, 10),
     "recon_step_lr": (0, 10), "recon_drop": (0, 1), "direct_steps": (1, 10**7), "direct_lr": (0, 10), "direct_jitter": (0, 64),
+    "refine_steps": (0, 10**7), "refine_lr": (0, 10),
     "stages": (1, 3), "order": (1, 2), "wbits": (1, 32), "abits": (1, 32),
     "first_last_bits": (1, 32),
     "workers": (0, 256), "input_side": (1, 4096),

@@ -9,7 +9,8 @@ ECCV 2020). Two schedules share the same steps:
   ``calib_size`` images with the teacher's logits, calibrate the ranges on it (PTQ), then fine-tune the
   student for ``epochs`` passes over the set, or (``fresh_images``) over ``calib_size`` newly drawn images
   per epoch from the trained generator. With ``--generator direct`` the set is optimised pixel by pixel instead
-  (:mod:`nascomp.recon.direct`, one Adam step per unit, resumable inside a batch) and there is no generator.
+  (:mod:`nascomp.recon.direct`, one Adam step per unit, resumable inside a batch) and there is no generator;
+  with ``--refine-steps N`` the drawn set takes N of those steps per batch, starting from the generator's images.
 
 Accuracy is reported at the last epoch; the best epoch (selected on the evaluation data) only as a second,
 labelled figure. Every epoch ends with an atomic checkpoint, so ``--resume`` continues where a run stopped.
@@ -89,7 +90,7 @@ class DFQRun(Run):
         self.student_opt = student_optimizer(self.student, cfg)
         self._student_replica: nn.Module | None = None
         self.units = reconstruction_units(self.student)
-        self.direct = self._direct_optimizer() if cfg.generator == "direct" else None
+        self.direct = self._direct_optimizer() if cfg.generator == "direct" or cfg.refine_steps else None
         self.calib: dict[str, torch.Tensor] = {}
         self.selected: dict[str, torch.Tensor] | None = None  # student state chosen on held-out generated images
 
@@ -103,7 +104,7 @@ class DFQRun(Run):
             teacher,
             Stage("generator", cfg.gen_steps if self.gen_opt else 0, self._train_generator, record=False,
                   checkpoint_every=GENERATOR_CHECKPOINT_EVERY, unit="step"),
-            self._calibration_set_stage(),
+            *self._calibration_set_stages(),
             Stage("calibrate", 1, self._calibrate, record=False, unit="pass"),
             *([Stage("reconstruct", len(self.units), self._reconstruct_unit, end=self._end_reconstruction,
                      unit="block")] if cfg.method.startswith("recon") else []),
@@ -165,26 +166,40 @@ class DFQRun(Run):
         batch = self._generator_step()
         return {"L_r": batch.loss, "bns": batch.bns}
 
-    def _calibration_set_stage(self) -> Stage:
-        if self.direct is None:
-            return Stage("calibration set", 1, self._draw_calibration_set, record=False, unit="pass")
+    def _calibration_set_stages(self) -> list[Stage]:
+        """Draw the set from the generator (then refine it, ``refine_steps``), or optimise it (``direct``)."""
         cfg = self.cfg
         batches = -(-(cfg.calib_size + cfg.holdout_size) // cfg.batch_size)
-        return Stage("direct images", batches * cfg.direct_steps, self._direct_step, end=self._end_direct,
-                     record=False, checkpoint_every=DIRECT_CHECKPOINT_EVERY, unit="step")
+        optimise = ([] if self.direct is None else
+                    [Stage("refine images" if cfg.refine_steps else "direct images",
+                           batches * self.direct.settings.steps, self._direct_step, end=self._end_direct,
+                           record=False, checkpoint_every=DIRECT_CHECKPOINT_EVERY, unit="step")])
+        if cfg.generator == "direct":
+            return optimise
+        return [Stage("calibration set", 1, self._draw_calibration_set, record=False, unit="pass"), *optimise]
 
     def _direct_optimizer(self) -> DirectOptimizer:
         cfg, mcfg = self.cfg, self.teacher.default_cfg
-        settings = DirectSettings(steps=cfg.direct_steps, lr=cfg.direct_lr, jitter=cfg.direct_jitter)
+        settings = (DirectSettings(steps=cfg.refine_steps, lr=cfg.refine_lr, jitter=cfg.direct_jitter)
+                    if cfg.refine_steps else
+                    DirectSettings(steps=cfg.direct_steps, lr=cfg.direct_lr, jitter=cfg.direct_jitter))
         return DirectOptimizer(self.teacher, self.bns, mcfg.input_size, mcfg.num_classes, settings, self.device)
 
     def _direct_step(self, unit: int) -> dict[str, Any]:
-        """Step ``unit % direct_steps`` of image batch ``unit // direct_steps`` (a new batch starts at step 0);
-        a finished batch joins the calibration set with the teacher's logits on it."""
+        """Step ``unit % steps`` of image batch ``unit // steps`` (a new batch starts at step 0: from noise, or
+        from the drawn images being refined); a finished batch joins the calibration set with the teacher's
+        logits on it."""
         cfg, direct = self.cfg, self.direct
-        if unit % cfg.direct_steps == 0:
-            first = unit // cfg.direct_steps * cfg.batch_size
-            direct.start(min(cfg.batch_size, cfg.calib_size + cfg.holdout_size - first), first_label=first)
+        steps = direct.settings.steps
+        if unit % steps == 0:
+            first = unit // steps * cfg.batch_size
+            count = min(cfg.batch_size, cfg.calib_size + cfg.holdout_size - first)
+            drawn = self.calib.get("drawn_images")
+            if drawn is None:
+                direct.start(count, first_label=first)
+            else:
+                direct.start(count, images=drawn[first:first + count],
+                             labels=self.calib["drawn_labels"][first:first + count])
         row = self.timed("direct_step", direct.update)
         if direct.done:
             batch = direct.result()
@@ -198,16 +213,21 @@ class DFQRun(Run):
 
     def _end_direct(self) -> None:
         """Split the optimised images into the calibration set and the held-out images, as a drawn set is."""
-        n, held, calib = self.cfg.calib_size, self.cfg.holdout_size, self.calib
-        r = self.results
+        calib, r, refined = self.calib, self.results, self.cfg.refine_steps
+        drawn_bns = r.calib_bns
         r.calib_lr, r.calib_bns = calib.pop("batch_L_r").mean().item(), calib.pop("batch_bns").mean().item()
-        images, labels, logits = calib["images"], calib["labels"], calib["logits"]
+        self._keep(calib["images"], calib["labels"], calib["logits"])
+        how = (f"generated images refined ({refined} steps each; BNS {drawn_bns:.4g} as drawn)" if refined else
+               f"directly optimised images ({self.cfg.direct_steps} steps each)")
+        self.log(f"calibration set: {self.cfg.calib_size} {how}, L_r {r.calib_lr:.4g}, BNS {r.calib_bns:.4g}")
+
+    def _keep(self, images: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor) -> None:
+        """The first ``calib_size`` images are the calibration set, the next ``holdout_size`` the held-out ones."""
+        n, held = self.cfg.calib_size, self.cfg.holdout_size
         self.calib = {"images": images[:n], "labels": labels[:n], "logits": logits[:n]}
         if held:
             self.calib |= {"holdout_images": images[n:n + held], "holdout_labels": labels[n:n + held],
                            "holdout_logits": logits[n:n + held]}
-        self.log(f"calibration set: {n} directly optimised images ({self.cfg.direct_steps} steps each), "
-                 f"L_r {r.calib_lr:.4g}, BNS {r.calib_bns:.4g}")
 
     @torch.no_grad()
     def _draw_calibration_set(self, _: int) -> dict[str, Any]:
@@ -217,14 +237,14 @@ class DFQRun(Run):
             batch = self._draw()
             images.append(batch.images), labels.append(batch.labels), logits.append(batch.teacher_logits)
             bns.append(batch.bns), lr.append(batch.loss)
-        images, labels, logits = torch.cat(images), torch.cat(labels), torch.cat(logits)
-        self.calib = {"images": images[:n], "labels": labels[:n], "logits": logits[:n]}
-        if held:
-            self.calib |= {"holdout_images": images[n:n + held], "holdout_labels": labels[n:n + held],
-                           "holdout_logits": logits[n:n + held]}
         r = self.results
         r.calib_bns, r.calib_lr = sum(bns) / len(bns), sum(lr) / len(lr)
-        self.log(f"calibration set: {n} generated images, L_r {r.calib_lr:.4g}, BNS {r.calib_bns:.4g}")
+        if self.cfg.refine_steps:  # the next stage refines them batch by batch into the calibration set
+            self.calib = {"drawn_images": torch.cat(images), "drawn_labels": torch.cat(labels)}
+            self.log(f"drawn: {n + held} generated images to refine, L_r {r.calib_lr:.4g}, BNS {r.calib_bns:.4g}")
+        else:
+            self._keep(torch.cat(images), torch.cat(labels), torch.cat(logits))
+            self.log(f"calibration set: {n} generated images, L_r {r.calib_lr:.4g}, BNS {r.calib_bns:.4g}")
         return {"L_r": r.calib_lr, "bns": r.calib_bns}
 
     def _calibrate(self, _: int) -> dict[str, Any]:
@@ -418,6 +438,9 @@ def check_config(cfg: DFQConfig) -> DFQConfig:
     if cfg.generator == "direct" and cfg.fresh_images and cfg.method != "recon":
         raise ConfigError("--generator direct cannot draw fresh images for each KD epoch (each image costs "
                           f"{cfg.direct_steps} optimisation steps): add --no-fresh-images")
+    if cfg.refine_steps and (cfg.generator == "direct" or cfg.schedule != "calibset"):
+        raise ConfigError("--refine-steps refines the generated calibration set of the calibset schedule: use a "
+                          "generator (not direct) with --schedule calibset, or --refine-steps 0")
     return cfg
 
 

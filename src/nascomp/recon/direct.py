@@ -35,6 +35,12 @@ where 0.1 ended at 3.1 - again BNS only, no image seen). Not taken: the total-va
 every source), the "best iterate" selection (the last one is kept). Budgets are far below the papers' on a CPU:
 say the steps with every figure.
 
+The same steps also *refine* a trained generator's images (``--refine-steps N``): each batch of G(z, y) starts
+from the generator's images and labels instead of noise, and takes N steps of L(X) (Genie, Jeon et al. CVPR 2023,
+optimises its latents and generator per batch toward the same statistics; here the pixels themselves move, as in
+DeepInversion). The generator's images start near the statistics (BNS about 1.5 on the ResNet-20), so a few steps
+at a small lr finish what its shared weights could not fit for each batch.
+
 Every random draw (initial images, shifts, flips) is made by the CPU generator, so one seed gives the same images
 on a CPU and a GPU (up to the device's arithmetic).
 """
@@ -99,11 +105,17 @@ class DirectOptimizer:
         self.optimizer: torch.optim.Adam | None = None
         self.step = 0
 
-    def start(self, batch_size: int, first_label: int = 0) -> None:
-        """A new batch: Gaussian images N(0, 1) and balanced labels from ``first_label``."""
-        images = torch.randn(batch_size, *self.image_shape).to(self.device)
-        self.images = images.requires_grad_(True)
-        self.labels = balanced_labels(batch_size, self.num_classes, first_label).to(self.device)
+    def start(self, batch_size: int, first_label: int = 0, images: torch.Tensor | None = None,
+              labels: torch.Tensor | None = None) -> None:
+        """A new batch: Gaussian images N(0, 1) and balanced labels from ``first_label``, or, to refine a
+        generator's batch, ``images`` and their ``labels`` as the starting point."""
+        if images is None:
+            images = torch.randn(batch_size, *self.image_shape)
+            labels = balanced_labels(batch_size, self.num_classes, first_label)
+        elif labels is None or len(labels) != len(images):
+            raise ValueError("refining images needs one label per image")
+        self.images = images.detach().clone().to(self.device).requires_grad_(True)
+        self.labels = labels.detach().clone().to(self.device)
         self.optimizer = torch.optim.Adam([self.images], lr=self.settings.lr)
         self.step = 0
 
