@@ -41,6 +41,7 @@ from common import (
 
 from nascomp.config import DFQConfig
 from nascomp.dfq.pipeline import DFQRun
+from nascomp.engine import evaluate
 
 TITLE = "KD fine-tune settings on the same trained generators (CIFAR-10, ResNet-20, W4A4)"
 
@@ -57,7 +58,9 @@ def run_variant(source: Path, cfg: DFQConfig, out: Path) -> dict:
     elif run.generator.trainable:
         raise SystemExit(f"variant generator={cfg.generator}: it would need training; only sources without a "
                          "generator to train (direct, noise) may replace the source's")
-    run.results.fp_top1 = ckpt["results"]["fp_top1"]  # same teacher, same evaluation data
+    same_data = cfg.data == run_config(DFQConfig, source).data
+    run.results.fp_top1 = (ckpt["results"]["fp_top1"] if same_data  # same teacher, same evaluation data
+                           else evaluate(run.teacher, run.eval_data, run.device).top1)
     # the generator is trained (or there is none): go straight to the calibration set (drawn or optimised)
     run.progress.stage = [stage.name for stage in run.stages()].index("generator") + 1
     return run.run()

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from benchmark_script import load_benchmark
+from image_folders import write_image_folder
 from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
 from nascomp.dfq import run_dfq
 
@@ -55,3 +56,16 @@ def test_the_report_gives_each_stages_mean_minutes_and_a_recon_budget_without_kd
     budget = {name: common.dfq_budget(resolve(DFQConfig, DFQ_PRESETS, name, {})) for name in ("quick", "quick-kd")}
     assert "KD epochs" in budget["quick-kd"] and "KD epochs" not in budget["quick"]
     assert "block reconstruction 1000 iterations" in budget["quick"]
+
+
+def test_a_variant_on_other_evaluation_data_measures_the_teacher_there(bench, tmp_path):
+    """Settings chosen on train images report the teacher's top-1 on those images, not the source's test figure."""
+    cfg = resolve(DFQConfig, DFQ_PRESETS, "demo", dict(gen_steps=5, calib_size=64, epochs=1, batch_size=32,
+                                                        holdout_size=0))
+    source = tmp_path / "source"
+    own = run_dfq(cfg, out=str(source), quiet=True)
+    other = write_image_folder(tmp_path / "noise-images", [str(c) for c in range(10)], per_class=3, size=16)
+    same = bench.run_variant(source, cfg, tmp_path / "same")
+    elsewhere = bench.run_variant(source, replace(cfg, data=str(other)), tmp_path / "elsewhere")
+    assert same["fp_top1"] == own["fp_top1"] > 90
+    assert elsewhere["fp_top1"] < 60  # random images: the teacher was evaluated on them
