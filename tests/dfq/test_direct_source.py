@@ -36,12 +36,17 @@ def test_the_direct_images_feed_block_reconstruction_too(tmp_path, method):
     assert metrics["recon_top1"] is not None and metrics["generator"] == "direct"
 
 
-def test_a_run_interrupted_inside_a_batch_of_direct_images_resumes_to_the_same_numbers(tmp_path, monkeypatch):
+@pytest.mark.parametrize("stage,source", [
+    ("direct images", {}),  # optimised from noise
+    ("refine images", dict(generator="gdfq", gen_steps=4, refine_steps=5)),  # a generator's images refined
+])
+def test_a_run_interrupted_inside_a_batch_of_optimised_images_resumes_to_the_same_numbers(tmp_path, monkeypatch,
+                                                                                         stage, source):
     monkeypatch.setattr("nascomp.dfq.pipeline.DIRECT_CHECKPOINT_EVERY", 4)  # cut at step 7: 4 saved, mid-batch
-    full = run_dfq(_cfg(), out=str(tmp_path / "full"), quiet=True)
-    with interrupted(monkeypatch, "direct images", 7):
-        run_dfq(_cfg(), out=str(tmp_path / "cut"), quiet=True)
-    resumed = run_dfq(_cfg(), resume=str(tmp_path / "cut"), quiet=True)
+    full = run_dfq(_cfg(**source), out=str(tmp_path / "full"), quiet=True)
+    with interrupted(monkeypatch, stage, 7):
+        run_dfq(_cfg(**source), out=str(tmp_path / "cut"), quiet=True)
+    resumed = run_dfq(_cfg(**source), resume=str(tmp_path / "cut"), quiet=True)
     assert reproducible(resumed) == reproducible(full)
 
 

@@ -1,13 +1,12 @@
-"""``nascomp dfq --refine-steps N``: a generator's calibration images refined by direct optimisation."""
+"""``nascomp dfq --refine-steps N``: a generator's calibration images refined by direct optimisation (its resume
+inside a batch: tests/dfq/test_direct_source.py)."""
 
 import pytest
 import torch
 
-from interrupt import interrupted
 from nascomp.cli import main
 from nascomp.config import DFQ_PRESETS, DFQConfig, resolve
 from nascomp.dfq import run_dfq
-from run_metrics import reproducible
 
 TINY = dict(gen_steps=4, calib_size=64, holdout_size=0, batch_size=32, epochs=1, refine_steps=5)
 
@@ -29,15 +28,6 @@ def test_refined_images_start_from_the_drawn_ones_and_match_the_statistics_bette
     assert torch.equal(images["drawn"]["labels"], images["refined"]["labels"])  # the generator's labels are kept
     change = (b - a).pow(2).mean().sqrt() / a.pow(2).mean().sqrt()
     assert 0 < change < 0.5  # refined from the drawn images, not from new noise
-
-
-def test_a_run_interrupted_inside_the_refinement_resumes_to_the_same_numbers(tmp_path, monkeypatch):
-    monkeypatch.setattr("nascomp.dfq.pipeline.DIRECT_CHECKPOINT_EVERY", 4)  # cut at step 7: 4 saved, mid-batch
-    full = run_dfq(_cfg(), out=str(tmp_path / "full"), quiet=True)
-    with interrupted(monkeypatch, "refine images", 7):
-        run_dfq(_cfg(), out=str(tmp_path / "cut"), quiet=True)
-    resumed = run_dfq(_cfg(), resume=str(tmp_path / "cut"), quiet=True)
-    assert reproducible(resumed) == reproducible(full)
 
 
 @pytest.mark.parametrize("argv,needle", [
