@@ -104,9 +104,7 @@ def dfq_budget(cfg: Any) -> str:
         kd_data = (f"{cfg.calib_size} newly generated images per epoch" if cfg.fresh_images
                    else "the calibration set")
         held = f" (+{cfg.holdout_size} held out to select the saved epoch)" if cfg.holdout_size else ""
-        if getattr(cfg, "refine_steps", 0):
-            held += (f" refined by {cfg.refine_steps} direct steps each (Adam lr {cfg.refine_lr}, cosine, jitter "
-                     f"{cfg.direct_jitter} px + flips)")
+        held += refine_budget(cfg)
         kd = (f", {cfg.epochs} KD epochs on {kd_data} at lr {cfg.student_lr} ({cfg.lr_schedule}), student loss "
               f"{kd_terms(cfg)}") if getattr(cfg, "method", "kd") != "recon" else ""
         return (f"preset `{cfg.preset}`: generator {cfg.gen_steps} steps at batch {cfg.batch_size}, "
@@ -114,6 +112,14 @@ def dfq_budget(cfg: Any) -> str:
                 f"ranges (activations/weights){kd}{recon_budget(cfg)}")
     return (f"preset `{cfg.preset}`: GDFQ loop {cfg.epochs} epochs x {cfg.iters_per_epoch} iterations, batch "
             f"{cfg.batch_size}, {cfg.warmup_epochs} warm-up epochs, milestones {cfg.milestones}")
+
+
+def refine_budget(cfg: Any) -> str:
+    """How the generated calibration images were refined (empty when they were not)."""
+    if not getattr(cfg, "refine_steps", 0):
+        return ""
+    return (f" refined by {cfg.refine_steps} direct steps each (Adam lr {cfg.refine_lr}, cosine, jitter "
+            f"{cfg.direct_jitter} px + flips)")
 
 
 def recon_budget(cfg: Any) -> str:

@@ -33,6 +33,7 @@ from common import (
     mean_spread,
     parse_overrides,
     recon_budget,
+    refine_budget,
     run_config,
     shown,
     stage_minutes,
@@ -136,6 +137,8 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
     lines += [f"Variant {name}{text}." for name, text in recon.items() if text]
     lines += [f"Variant {name}: {direct_budget(replace(base, **variants[name]))}." for name in variants
               if replace(base, **variants[name]).generator == "direct"]
+    lines += [f"Variant {name}: the generated images{refine_budget(replace(base, **variants[name]))}." for name in variants
+              if refine_budget(replace(base, **variants[name]))]
     lines += ["Run minutes: wall time of the variant's stages (image source, calibration, reconstruction, KD, "
               "evaluations), without the source's generator training; minutes per stage: the mean wall time of each "
               "stage (its evaluations included)."]

@@ -73,8 +73,9 @@ _QUICK_KD: dict[str, Any] = dict(schedule="calibset", batch_size=64, gen_steps=8
 
 DFQ_PRESETS: dict[str, dict[str, Any]] = {
     "demo": {},
-    # the same generator and calibration, then block reconstruction (AdaRound + LSQ + QDrop) in place of KD
-    "quick": {**_QUICK_KD, "method": "recon"},
+    # the same generator, its images refined toward the BN statistics, then block reconstruction (AdaRound + LSQ +
+    # QDrop) in place of KD; chosen on CIFAR-10 train images (docs/DFQ.md)
+    "quick": {**_QUICK_KD, "refine_steps": 50, "refine_lr": 0.05, "method": "recon"},
     "quick-kd": _QUICK_KD,
     "paper": dict(schedule="gdfq", batch_size=200, epochs=400, iters_per_epoch=200, warmup_epochs=4,
                   milestones=[100, 200, 300], act_observer="ema", weight_observer="minmax", eval_every=1),

@@ -99,10 +99,11 @@ def test_a_run_interrupted_in_the_middle_of_reconstruction_resumes_to_the_same_n
     assert resumed["stage_seconds"]["reconstruct"] > 0 and resumed["stage_seconds"]["fine-tune"] > 0
 
 
-def test_the_quick_preset_reconstructs_and_quick_kd_is_the_same_run_with_gdfqs_kd_fine_tune():
+def test_the_quick_preset_refines_and_reconstructs_and_quick_kd_is_gdfqs_route_on_the_same_generator():
     quick, quick_kd = (resolve(DFQConfig, DFQ_PRESETS, name, {}) for name in ("quick", "quick-kd"))
     assert (quick.method, quick_kd.method) == ("recon", "kd")
-    assert replace(quick_kd, method="recon", preset="quick") == quick
+    assert (quick.refine_steps, quick_kd.refine_steps) == (50, 0)
+    assert replace(quick_kd, method="recon", refine_steps=50, refine_lr=0.05, preset="quick") == quick
 
 
 @pytest.mark.parametrize("argv,needle", [
