@@ -88,7 +88,7 @@ DFQ_BUDGET_OPTIONS = (
     ("direct_lr", float, "--generator direct: Adam lr of the pixels, cosine to 0 (default 0.25)"),
     ("direct_jitter", int, "--generator direct: largest random shift per step in pixels (default 2; 0: none)"),
     ("refine_steps", int, "refine each generated calibration image with this many direct steps, from the "
-                          "generator's image and label (default 0: none)"),
+                          "generator's image and label (default 0: none; the calibration set only, fresh KD images are not refined)"),
     ("refine_lr", float, "Adam lr of that refinement, cosine to 0 (default 0.05)"),
 )
 
