@@ -54,13 +54,13 @@ def run_variant(source: Path, cfg: DFQConfig, out: Path) -> dict:
         return json.loads((out / "metrics.json").read_text())
     ckpt = torch.load(source / "checkpoint.pt", map_location="cpu", weights_only=True)
     run = DFQRun(cfg, out=str(out), force=True, quiet=True)
-    if cfg.generator == run_config(DFQConfig, source).generator:
+    source_cfg = run_config(DFQConfig, source)
+    if cfg.generator == source_cfg.generator:
         run.generator.load_state_dict(ckpt["parts"]["generator"])
     elif run.generator.trainable:
         raise SystemExit(f"variant generator={cfg.generator}: it would need training; only sources without a "
                          "generator to train (direct, noise) may replace the source's")
-    same_data = cfg.data == run_config(DFQConfig, source).data
-    run.results.fp_top1 = (ckpt["results"]["fp_top1"] if same_data  # same teacher, same evaluation data
+    run.results.fp_top1 = (ckpt["results"]["fp_top1"] if cfg.data == source_cfg.data  # same teacher, same data
                            else evaluate(run.teacher, run.eval_data, run.device).top1)
     # the generator is trained (or there is none): go straight to the calibration set (drawn or optimised)
     run.progress.stage = [stage.name for stage in run.stages()].index("generator") + 1

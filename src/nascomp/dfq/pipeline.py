@@ -180,9 +180,8 @@ class DFQRun(Run):
 
     def _direct_optimizer(self) -> DirectOptimizer:
         cfg, mcfg = self.cfg, self.teacher.default_cfg
-        settings = (DirectSettings(steps=cfg.refine_steps, lr=cfg.refine_lr, jitter=cfg.direct_jitter)
-                    if cfg.refine_steps else
-                    DirectSettings(steps=cfg.direct_steps, lr=cfg.direct_lr, jitter=cfg.direct_jitter))
+        steps, lr = (cfg.refine_steps, cfg.refine_lr) if cfg.refine_steps else (cfg.direct_steps, cfg.direct_lr)
+        settings = DirectSettings(steps=steps, lr=lr, jitter=cfg.direct_jitter)
         return DirectOptimizer(self.teacher, self.bns, mcfg.input_size, mcfg.num_classes, settings, self.device)
 
     def _direct_step(self, unit: int) -> dict[str, Any]:
