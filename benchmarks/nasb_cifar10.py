@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from common import DOCS, SHARED, add_section_args, machine, shown, write_section
+from common import DOCS, SHARED, add_section_args, machine, mean_spread, shown, write_section
 
 from nascomp.config import NASB_SEARCH_PRESETS, NASB_TRAIN_PRESETS, NASBSearchConfig, NASBTrainConfig, resolve
 from nascomp.nasb import load_genotype, run_search, run_train, width_for_ops
@@ -219,6 +219,40 @@ def _top1(metrics: dict | None, stage: int) -> str:
     return f"{found[0]:.2f} %" if found else "-"
 
 
+def _last_stage_top1(metrics: dict | None, stage: int) -> float | None:
+    found = [s["top1"] for s in (metrics or {"stages": []})["stages"] if s["stage"] == stage]
+    return found[0] if found else None
+
+
+def seed_summary(r: dict) -> list[str]:
+    """Final-stage top-1 per network as mean ± half-range over the seeds that finished it, and each found network's
+    lead over the registered network it is matched to: the mean of the per-seed differences, over the seeds where
+    both finished (a paired comparison: the same seed draws the same training subset for both)."""
+    last = r["train_cfg"].stages
+    top1: dict[str, dict[int, float]] = {}
+    for x in r["rows"]:
+        value = _last_stage_top1(x["metrics"], last)
+        if value is not None:
+            top1.setdefault(x["row"].key, {})[x["seed"]] = value
+    model_key = {row.model: row.key for row in ROWS if row.model}
+    lines = [f"| network | seeds | stage {last} top-1 | lead over the matched network (paired seeds) |",
+             "|---|---|---|---|"]
+    for row in ROWS:
+        if not any(x["row"] is row for x in r["rows"]):
+            continue
+        mine = top1.get(row.key, {})
+        lead = "-"
+        if row.match:
+            theirs = top1.get(model_key.get(row.match, ""), {})
+            paired = sorted(set(mine) & set(theirs))
+            if paired:
+                lead = (f"{mean_spread([mine[s] - theirs[s] for s in paired], '+.2f')} points vs {row.match} "
+                        f"(seeds {', '.join(map(str, paired))})")
+        seeds = ", ".join(map(str, sorted(mine))) or "none finished"
+        lines.append(f"| {row.label} | {seeds} | {mean_spread(list(mine.values()))} | {lead} |")
+    return lines
+
+
 def table(r: dict) -> list[str]:
     stages = [1, 2, 3][3 - r["train_cfg"].stages:]
     head = ["network", "seed", "width", *[f"stage {s} top-1" for s in stages], "FLOPs", "BOPs", "OPs", "OPs vs match",
@@ -262,6 +296,11 @@ def markdown(r: dict, command: str, machine_text: str, total_s: float) -> str:
         "the fully binary networks (Bi-Real/ReActNet convention, OPs = FLOPs + BOPs/64; each base's binary convs "
         "counted). A found network's width C is the one whose OPs are closest to those of the network it is matched "
         f"to (within {OPS_TOLERANCE:.0%} is the aim; the gap is in the table).",
+        "",
+        *seed_summary(r),
+        "",
+        "Mean ± half-range over the seeds that finished the last stage; a lead is the mean of the per-seed "
+        "differences.",
     ]
     if unfinished:
         lines += ["", "Not finished when this section was written: " + "; ".join(
