@@ -85,6 +85,20 @@ def test_abc_weight_bases_follow_the_shifted_signs_and_alphas_are_least_squares(
     torch.testing.assert_close(one[0], w.abs().mean(dim=(1, 2, 3)))
 
 
+def test_alphas_of_linearly_dependent_bases_are_finite_and_still_reconstruct_the_weight():
+    # a two-valued channel: sign(x - std) = -1 and sign(x + std) = +1 everywhere, so B_1 = -B_3 (singular Gram)
+    torch.manual_seed(0)
+    w = torch.cat([torch.tensor([0.5, -0.5] * 72).view(1, 16, 3, 3), torch.randn(1, 16, 3, 3)])
+    bases = abc_weight_bases(w, 3)
+    assert torch.equal(bases[0, 0], -bases[2, 0])
+    alphas = least_squares_alphas(w, bases)
+    assert torch.isfinite(alphas).all()
+    approx = (alphas[..., None, None, None] * bases).sum(0)
+    torch.testing.assert_close(approx[0], w[0])  # sign(x) alone is exact for this channel
+    regular = least_squares_alphas(w[1:], bases[:, 1:])  # the other channel is solved as before
+    torch.testing.assert_close(alphas[:, 1:], regular)
+
+
 def test_three_weight_bases_approximate_the_weight_better_than_one():
     torch.manual_seed(0)
     w = torch.randn(8, 4, 3, 3)

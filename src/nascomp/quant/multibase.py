@@ -101,12 +101,19 @@ def least_squares_alphas(w: torch.Tensor, bases: torch.Tensor, ridge: float = 1e
     """Per output channel ``alpha = argmin ||W_c - sum_i alpha_i B_i,c||^2 = (B^T B + ridge I)^-1 B^T W_c``.
 
     ``bases`` is ``(M, C, ...)``; returns ``(M, C)``. For M = 1 and ``B = sign(W)`` this is ``mean|W_c|`` (XNOR).
+    A channel whose bases are linearly dependent (e.g. two-valued weights, where ``B_1 = -B_M``) makes the Gram
+    matrix singular in float32 (the ridge is below its rounding); it takes the minimum-norm solution
+    ``pinv(B^T B) B^T W_c`` instead, which reconstructs ``W_c`` equally well.
     """
     m, c = bases.shape[:2]
     b = bases.reshape(m, c, -1).permute(1, 2, 0)  # (C, n, M)
     gram = b.transpose(1, 2) @ b + ridge * torch.eye(m, dtype=w.dtype, device=w.device)
     rhs = b.transpose(1, 2) @ w.reshape(c, -1, 1)
-    return torch.linalg.solve(gram, rhs).squeeze(-1).T
+    alphas, info = torch.linalg.solve_ex(gram, rhs)
+    singular = info != 0
+    if singular.any():
+        alphas[singular] = torch.linalg.pinv(gram[singular], hermitian=True) @ rhs[singular]
+    return alphas.squeeze(-1).T
 
 
 class ABCWeightSTE(torch.autograd.Function):
