@@ -212,16 +212,16 @@ def run(a: argparse.Namespace) -> dict:
             "out": out, "report_only": a.report_only}
 
 
+def _stage_top1(metrics: dict | None, stage: int) -> float | None:
+    found = [s["top1"] for s in metrics["stages"] if s["stage"] == stage] if metrics else []
+    return found[0] if found else None
+
+
 def _top1(metrics: dict | None, stage: int) -> str:
     if metrics is None:
         return "not run"
-    found = [s["top1"] for s in metrics["stages"] if s["stage"] == stage]
-    return f"{found[0]:.2f} %" if found else "-"
-
-
-def _last_stage_top1(metrics: dict | None, stage: int) -> float | None:
-    found = [s["top1"] for s in (metrics or {"stages": []})["stages"] if s["stage"] == stage]
-    return found[0] if found else None
+    value = _stage_top1(metrics, stage)
+    return "-" if value is None else f"{value:.2f} %"
 
 
 def seed_summary(r: dict) -> list[str]:
@@ -231,7 +231,7 @@ def seed_summary(r: dict) -> list[str]:
     last = r["train_cfg"].stages
     top1: dict[str, dict[int, float]] = {}
     for x in r["rows"]:
-        value = _last_stage_top1(x["metrics"], last)
+        value = _stage_top1(x["metrics"], last)
         if value is not None:
             top1.setdefault(x["row"].key, {})[x["seed"]] = value
     model_key = {row.model: row.key for row in ROWS if row.model}
