@@ -41,15 +41,19 @@ from common import (
 )
 
 from nascomp.config import DFQConfig
-from nascomp.dfq.pipeline import DFQRun
+from nascomp.dfq.pipeline import IMAGE_FIELDS, DFQRun
 from nascomp.engine import evaluate
 
 TITLE = "KD fine-tune settings on the same trained generators (CIFAR-10, ResNet-20, W4A4)"
 
 
-def run_variant(source: Path, cfg: DFQConfig, out: Path) -> dict:
+def run_variant(source: Path, cfg: DFQConfig, out: Path, reuse_images: bool = False) -> dict:
     """Calibrate and fine-tune with ``cfg``, starting from the trained generator of the run ``source`` (or, for a
-    variant with an untrained source such as ``generator=direct``, from that source's own image stage)."""
+    variant with an untrained source such as ``generator=direct``, from that source's own image stage).
+
+    ``reuse_images``: a variant whose image settings (``IMAGE_FIELDS``) equal the source's takes the source's own
+    calibration set from its checkpoint and starts at calibration, so no image is drawn, refined or optimised again
+    (the image stages' minutes stay in the source run's)."""
     if (out / "metrics.json").is_file():
         return json.loads((out / "metrics.json").read_text())
     ckpt = torch.load(source / "checkpoint.pt", map_location="cpu", weights_only=True)
@@ -62,9 +66,29 @@ def run_variant(source: Path, cfg: DFQConfig, out: Path) -> dict:
                          "generator to train (direct, noise) may replace the source's")
     run.results.fp_top1 = (ckpt["results"]["fp_top1"] if cfg.data == source_cfg.data  # same teacher, same data
                            else evaluate(run.teacher, run.eval_data, run.device).top1)
-    # the generator is trained (or there is none): go straight to the calibration set (drawn or optimised)
-    run.progress.stage = [stage.name for stage in run.stages()].index("generator") + 1
+    stages = [stage.name for stage in run.stages()]
+    if reuse_images and same_images(cfg, source_cfg):
+        run.calib = source_images(source, ckpt)
+        run.results.calib_lr, run.results.calib_bns = ckpt["results"]["calib_lr"], ckpt["results"]["calib_bns"]
+        run.progress.stage = stages.index("calibrate")
+    else:  # the generator is trained (or there is none): go straight to the calibration set (drawn or optimised)
+        run.progress.stage = stages.index("generator") + 1
     return run.run()
+
+
+def same_images(a: DFQConfig, b: DFQConfig) -> bool:
+    """Whether runs with configs ``a`` and ``b`` make the same calibration images."""
+    return all(getattr(a, name) == getattr(b, name) for name in IMAGE_FIELDS)
+
+
+def source_images(source: Path, ckpt: dict) -> dict[str, torch.Tensor]:
+    """The calibration set (images, labels, teacher logits, held-out ones) that the finished run ``source`` used."""
+    ranks = ckpt["ranks"]
+    calib = ranks[0]["parts"].get("calib") or {}
+    if len(ranks) != 1 or "images" not in calib:
+        raise SystemExit(f"--reuse-images: {source} holds no single-process calibration set (a torchrun run draws one "
+                         "per process); leave out --reuse-images")
+    return calib
 
 
 def main() -> None:
@@ -76,6 +100,8 @@ def main() -> None:
     p.add_argument("--runs", default="runs/bench-ft", help="parent folder of the variants' run folders")
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     p.add_argument("--no-tf32", action="store_true", help="torch.backends.cudnn.allow_tf32 = False")
+    p.add_argument("--reuse-images", action="store_true",
+                   help="variants with the source's image settings calibrate on the source's own images")
     add_section_args(p, TITLE)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -89,16 +115,19 @@ def main() -> None:
             raise SystemExit(f"--sources {s}: not a finished calibset run of nascomp dfq (config.yaml + checkpoint.pt; a CLI run keeps its checkpoint with --keep-checkpoint)")
         bases[s] = replace(run_config(DFQConfig, s), **common)
     results: dict[tuple[str, str], list[dict]] = {}  # (variant, generator) -> one metrics dict per source
+    reused: set[str] = set()  # variants that calibrated on their sources' own images
     for name, overrides in variants.items():
         for source in sources:
             cfg = replace(bases[source], **overrides)  # a variant's own value wins over --set
-            metrics = run_variant(source, cfg, Path(args.runs) / f"{name}-{source.name}")
+            if args.reuse_images and same_images(cfg, run_config(DFQConfig, source)):
+                reused.add(name)
+            metrics = run_variant(source, cfg, Path(args.runs) / f"{name}-{source.name}", args.reuse_images)
             epochs = " ".join(f"{top1:.2f}" for top1 in scored(metrics))
             recon = f" recon {metrics['recon_top1']:.2f}" if metrics.get("recon_top1") is not None else ""
             print(f"{name} {source}: PTQ {metrics['ptq_top1']:.2f}{recon} epochs {epochs or '-'} "
                   f"({metrics['seconds']:.0f} s)", flush=True)
             results.setdefault((name, cfg.generator), []).append(metrics)
-    print(report(args, variants, sources, bases[sources[0]], results))
+    print(report(args, variants, sources, bases[sources[0]], results, reused))
 
 
 def scored(metrics: dict) -> list[float]:
@@ -107,7 +136,7 @@ def scored(metrics: dict) -> list[float]:
 
 
 def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: DFQConfig,
-           results: dict[tuple[str, str], list[dict]]) -> str:
+           results: dict[tuple[str, str], list[dict]], reused: set[str] = frozenset()) -> str:
     lines = [
         f"Command: `{command()}`  ",
         f"Machine: {machine()}{', cuDNN TF32 off' if args.no_tf32 else ''}  ",
@@ -139,6 +168,9 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
               if replace(base, **variants[name]).generator == "direct"]
     lines += [f"Variant {name}: the generated images{refine_budget(replace(base, **variants[name]))}." for name in variants
               if refine_budget(replace(base, **variants[name]))]
+    lines += [f"Variant {name}: calibrated on its source's own calibration images (`--reuse-images`, read from the "
+              "source's checkpoint): no image stage of its own, its run minutes leave the images' cost to the source "
+              "run." for name in variants if name in reused]
     lines += ["Run minutes: wall time of the variant's stages (image source, calibration, reconstruction, KD, "
               "evaluations), without the source's generator training; minutes per stage: the mean wall time of each "
               "stage (its evaluations included)."]

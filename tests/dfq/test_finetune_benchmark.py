@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+import torch
 
 from benchmark_script import load_benchmark
 from image_folders import write_image_folder
@@ -69,3 +70,39 @@ def test_a_variant_on_other_evaluation_data_measures_the_teacher_there(bench, tm
     elsewhere = bench.run_variant(source, replace(cfg, data=str(other)), tmp_path / "elsewhere")
     assert same["fp_top1"] == own["fp_top1"] > 90
     assert elsewhere["fp_top1"] < 60  # random images: the teacher was evaluated on them
+
+
+def test_reuse_images_calibrates_on_the_sources_own_set_and_only_where_the_image_settings_agree(bench, tmp_path):
+    cfg = resolve(DFQConfig, DFQ_PRESETS, "demo", dict(generator="direct", direct_steps=2, calib_size=64, epochs=1,
+                                                        batch_size=32, holdout_size=0))
+    source = tmp_path / "source"
+    own = run_dfq(cfg, out=str(source), quiet=True)
+    same_bits = bench.run_variant(source, cfg, tmp_path / "same", reuse_images=True)
+    assert "direct_step" not in same_bits["seconds_per_step"]  # no image optimised again
+    assert same_bits["calib_lr"] == own["calib_lr"]
+    assert torch.equal(calibration_images(tmp_path / "same"), calibration_images(source))  # the very same images
+    w3a3 = bench.run_variant(source, replace(cfg, wbits=3, abits=3), tmp_path / "w3a3", reuse_images=True)
+    assert "direct_step" not in w3a3["seconds_per_step"] and w3a3["wbits"] == 3
+    other = bench.run_variant(source, replace(cfg, direct_steps=3), tmp_path / "other", reuse_images=True)
+    assert "direct_step" in other["seconds_per_step"]  # other image settings: its own images
+    assert bench.same_images(cfg, replace(cfg, wbits=2, method="recon")) and not bench.same_images(cfg, replace(cfg, seed=1))
+
+
+def calibration_images(run_dir) -> torch.Tensor:
+    """The calibration images kept in a finished run's checkpoint."""
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["ranks"][0]["parts"]["calib"]["images"]
+
+
+def test_every_dfq_setting_is_either_an_image_setting_or_one_that_acts_after_the_calibration_set():
+    """A new DFQConfig field must be placed: --reuse-images would otherwise ignore a change that alters the images."""
+    from dataclasses import fields
+
+    from nascomp.dfq.pipeline import IMAGE_FIELDS
+
+    after_images = {"data", "wbits", "abits", "first_last_bits", "layer_bits", "preset", "epochs", "fresh_images",
+                    "iters_per_epoch", "warmup_epochs", "student_lr", "student_optimizer", "milestones", "lr_schedule",
+                    "temperature", "kd_weight", "ce_weight", "weight_decay", "act_observer", "weight_observer",
+                    "eval_every", "eval_batch_size", "method", "recon_iters", "recon_batch", "recon_round_lr",
+                    "recon_step_lr", "recon_drop", "recon_weight_quant", "recon_act_quant"}
+    assert set(IMAGE_FIELDS) | after_images == {f.name for f in fields(DFQConfig)}
+    assert not set(IMAGE_FIELDS) & after_images

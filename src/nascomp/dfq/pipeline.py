@@ -44,6 +44,11 @@ from .sources import build_generator, eval_batches, load_teacher
 GENERATOR_CHECKPOINT_EVERY = 100  # generator steps between checkpoints
 DIRECT_CHECKPOINT_EVERY = 50  # direct image-optimisation steps between checkpoints
 METHODS = ("kd", "recon", "recon+kd")
+# the settings that decide a calibset run's calibration images: two runs that agree on all of them make the same
+# images, whatever their bits, protocol, method or fine-tune (what ``dfq_finetune.py --reuse-images`` relies on)
+IMAGE_FIELDS = ("model", "weights", "generator", "schedule", "seed", "device", "precision", "batch_size",
+                "gen_steps", "gen_lr", "calib_size", "holdout_size", "direct_steps", "direct_lr", "direct_jitter",
+                "refine_steps", "refine_lr")
 
 
 @dataclass
