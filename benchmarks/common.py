@@ -107,11 +107,21 @@ def dfq_budget(cfg: Any) -> str:
         held += refine_budget(cfg)
         kd = (f", {cfg.epochs} KD epochs on {kd_data} at lr {cfg.student_lr} ({cfg.lr_schedule}), student loss "
               f"{kd_terms(cfg)}") if getattr(cfg, "method", "kd") != "recon" else ""
-        return (f"preset `{cfg.preset}`: generator {cfg.gen_steps} steps at batch {cfg.batch_size}, "
-                f"{cfg.calib_size} generated calibration images{held}, {cfg.act_observer}/{cfg.weight_observer} "
+        images = (f"a calibration set of {direct_budget(cfg)}" if cfg.generator == "direct"
+                  else f"{cfg.calib_size} Gaussian-noise calibration images" if cfg.generator == "noise"
+                  else f"generator {cfg.gen_steps} steps at batch {cfg.batch_size}, {cfg.calib_size} generated "
+                       "calibration images")
+        return (f"preset `{cfg.preset}`: {images}{held}, {cfg.act_observer}/{cfg.weight_observer} "
                 f"ranges (activations/weights){kd}{recon_budget(cfg)}")
     return (f"preset `{cfg.preset}`: GDFQ loop {cfg.epochs} epochs x {cfg.iters_per_epoch} iterations, batch "
             f"{cfg.batch_size}, {cfg.warmup_epochs} warm-up epochs, milestones {cfg.milestones}")
+
+
+def direct_budget(cfg: Any) -> str:
+    """The image budget of the ``direct`` source (images optimised pixel by pixel)."""
+    count = cfg.calib_size + cfg.holdout_size
+    return (f"{count} images optimised directly (nascomp.recon.direct) in batches of {cfg.batch_size}, "
+            f"{cfg.direct_steps} Adam steps each at lr {cfg.direct_lr} (cosine), jitter {cfg.direct_jitter} px + flips")
 
 
 def refine_budget(cfg: Any) -> str:

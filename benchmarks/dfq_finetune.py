@@ -29,6 +29,7 @@ from common import (
     add_section_args,
     command,
     dfq_budget,
+    direct_budget,
     machine,
     mean_spread,
     parse_overrides,
@@ -179,12 +180,6 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
         write_section(args.title, text)
     return text
 
-
-def direct_budget(cfg: DFQConfig) -> str:
-    """The image budget of a ``generator=direct`` variant."""
-    count = cfg.calib_size + cfg.holdout_size
-    return (f"{count} images optimised directly (nascomp.recon.direct) in batches of {cfg.batch_size}, "
-            f"{cfg.direct_steps} Adam steps each at lr {cfg.direct_lr} (cosine), jitter {cfg.direct_jitter} px + flips")
 
 
 if __name__ == "__main__":

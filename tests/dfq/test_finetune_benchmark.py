@@ -46,7 +46,7 @@ def test_a_direct_variant_replaces_the_sources_generator_by_optimised_images(ben
     direct = bench.run_variant(source, replace(cfg, generator="direct", direct_steps=2), tmp_path / "d")
     assert direct["generator"] == "direct" and "direct_step" in direct["seconds_per_step"]
     assert "generator_step" not in direct["seconds_per_step"]
-    assert "2 Adam steps each" in bench.direct_budget(replace(cfg, generator="direct", direct_steps=2))
+    assert "2 Adam steps each" in load_benchmark("common").direct_budget(replace(cfg, generator="direct", direct_steps=2))
 
 
 def test_the_report_gives_each_stages_mean_minutes_and_a_recon_budget_without_kd_epochs():
@@ -57,6 +57,8 @@ def test_the_report_gives_each_stages_mean_minutes_and_a_recon_budget_without_kd
     budget = {name: common.dfq_budget(resolve(DFQConfig, DFQ_PRESETS, name, {})) for name in ("quick", "quick-kd")}
     assert "KD epochs" in budget["quick-kd"] and "KD epochs" not in budget["quick"]
     assert "block reconstruction 1000 iterations" in budget["quick"]
+    direct = common.dfq_budget(resolve(DFQConfig, DFQ_PRESETS, "quick", dict(generator="direct", refine_steps=0)))
+    assert "optimised directly" in direct and "generator" not in direct  # no generator trains for this source
 
 
 def test_a_variant_on_other_evaluation_data_measures_the_teacher_there(bench, tmp_path):
