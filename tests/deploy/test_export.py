@@ -165,15 +165,13 @@ def test_onnx_export_agrees_with_pytorch_in_onnxruntime(tmp_path, name):
     assert set(report.optimisations) == {"off", "all"}
     if name in ("float", "binary"):
         assert report.max_abs_diff < 1e-4 * float(logits.abs().max())
-    elif name in ("abcnet", "groupnet"):  # onnxruntime's fusions move sums by float noise, and with N shifted
-        # thresholds per activation some element lands on the other side of one: exact only unoptimised
-        assert report.optimisations["off"]["max_abs_diff"] < 1e-4 * float(logits.abs().max())
-    else:  # float sums differ in the last bits, so a quantizer may round a near-tie the other way on some
-        # images; most images must come out the same up to float noise
-        session = onnx_sessions(path)["all"]
-        out = torch.from_numpy(session.run(None, {"image": images.numpy()})[0])
-        same = ((out - logits).abs().amax(1) < 1e-3 * float(logits.abs().max())).float().mean()
-        assert same >= 0.5
+    else:  # float sums differ in the last bits between onnxruntime's kernels (and its fusions) and PyTorch's, so a
+        # quantizer rounds a near-tie, or one of ABC-Net's N shifted signs meets its threshold, the other way on some
+        # images (which ones depends on the CPU's kernels); most images must come out the same up to float noise
+        for mode, session in onnx_sessions(path).items():  # unoptimised and fully optimised
+            out = torch.from_numpy(session.run(None, {"image": images.numpy()})[0])
+            same = ((out - logits).abs().amax(1) < 1e-3 * float(logits.abs().max())).float().mean()
+            assert same >= 0.5, mode
     nodes = {n.op_type for n in onnx.load(str(path)).graph.node}
     if name.startswith("w"):
         assert {"QuantizeLinear", "DequantizeLinear"} <= nodes and ("Clip" in nodes) == (name != "w8a8")
