@@ -181,6 +181,5 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
     return text
 
 
-
 if __name__ == "__main__":
     main()
