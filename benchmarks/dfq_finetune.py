@@ -110,17 +110,18 @@ def main() -> None:
     variants = {v[0]: parse_overrides(v[1:], DFQConfig) for v in (args.variant or [["preset"]])}
     sources = [Path(s) for s in args.sources]
     common = parse_overrides(args.set, DFQConfig)
-    bases = {}  # source -> its config with the --set overrides, read once
+    own = {}  # source -> its own config, read once
     for s in sources:
         if not (s / "checkpoint.pt").is_file() or run_config(DFQConfig, s).schedule != "calibset":
             raise SystemExit(f"--sources {s}: not a finished calibset run of nascomp dfq (config.yaml + checkpoint.pt; a CLI run keeps its checkpoint with --keep-checkpoint)")
-        bases[s] = replace(run_config(DFQConfig, s), **common)
+        own[s] = run_config(DFQConfig, s)
+    bases = {s: replace(cfg, **common) for s, cfg in own.items()}  # with the --set overrides
     results: dict[tuple[str, str], list[dict]] = {}  # (variant, generator) -> one metrics dict per source
     reused: set[str] = set()  # variants that calibrated on their sources' own images
     for name, overrides in variants.items():
         for source in sources:
             cfg = replace(bases[source], **overrides)  # a variant's own value wins over --set
-            if args.reuse_images and same_images(cfg, run_config(DFQConfig, source)):
+            if args.reuse_images and same_images(cfg, own[source]):
                 reused.add(name)
             metrics = run_variant(source, cfg, Path(args.runs) / f"{name}-{source.name}", args.reuse_images)
             epochs = " ".join(f"{top1:.2f}" for top1 in scored(metrics))
