@@ -118,6 +118,26 @@ def test_stop_after_pauses_at_a_checkpoint_and_resume_finishes_with_the_same_num
     assert reproducible(resumed) == reproducible(full)
 
 
+@pytest.mark.parametrize("argv", [
+    ["dfq", "--preset", "quick-kd", "--gen-steps", "5", "--calib-size", "64", "--epochs", "2", "--batch-size", "32"],
+    ["nasb", "train", "--model", "cifar_birealnet20", "--stages", "2", "--epochs", "1", "--subset", "64",
+     "--eval-subset", "32", "--batch-size", "32"],
+])
+def test_resume_takes_the_runs_own_config_so_no_option_is_repeated(tmp_path, capsys, argv):
+    """`--resume DIR` alone continues the run as it was started (its preset and options read from its
+    config.yaml) and ends with the numbers of an uninterrupted run; an option given again must still match."""
+    assert main([*argv, "--out", str(tmp_path / "full"), "--quiet", "--json"]) == 0
+    full = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main([*argv, "--out", str(tmp_path / "cut"), "--stop-after", "1e-9", "--quiet"]) == 3
+    capsys.readouterr()
+    command = argv[:2] if argv[0] == "nasb" else argv[:1]
+    line = _error_line(capsys, [*command, "--resume", str(tmp_path / "cut"), "--batch-size", "16", "--quiet"])
+    assert "another config (batch_size: 32 there, 16 now)" in line
+    assert main([*command, "--resume", str(tmp_path / "cut"), "--quiet", "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert reproducible(resumed) == reproducible(full)
+
+
 def test_precision_reaches_the_generator_and_a_bad_one_is_one_line(tmp_path, capsys):
     assert "precision" in _error_line(capsys, ["dfq", "--out", str(tmp_path / "x"), "--precision", "fp8", *TINY])
     assert not (tmp_path / "x").exists()

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError, Paused, UserError
 
@@ -52,6 +53,19 @@ def _finish_run(metrics: dict, a: argparse.Namespace) -> None:
         from .report import finish_run
 
         finish_run(metrics["run_dir"], keep_checkpoint=a.keep_checkpoint)
+
+
+def _config(cls: type, presets: dict, a: argparse.Namespace, keys: Sequence[str], preset: Callable[[], str]) -> Any:
+    """The resolved config of a command: the preset (``--preset`` or ``preset()``) with the options given on top;
+    with ``--resume`` the run folder's own config takes the preset's place, so no option needs repeating."""
+    from .config import resolve, resume_config
+
+    given = {k: getattr(a, k) for k in keys}
+    if a.resume:
+        from .engine.rundir import saved_config
+
+        return resume_config(cls, saved_config(a.resume), a.preset, given)
+    return resolve(cls, presets, a.preset or preset(), given)
 
 
 # DFQConfig fields that override the preset, one --option each (underscores become dashes)
@@ -120,13 +134,12 @@ def _add_dfq(sub) -> None:
 
 
 def _cmd_dfq(a: argparse.Namespace) -> dict:
-    from .config import DFQ_PRESETS, DFQConfig, resolve
+    from .config import DFQ_PRESETS, DFQConfig
     from .dfq import run_dfq
 
-    preset = a.preset or ("demo" if a.model in (None, "demo_net") else "quick")
     keys = ("model", "weights", "data", "generator", "wbits", "abits", "layer_bits", "fresh_images", "precision", "seed",
             "device", *(name for name, _, _ in DFQ_BUDGET_OPTIONS))
-    cfg = resolve(DFQConfig, DFQ_PRESETS, preset, {k: getattr(a, k) for k in keys})
+    cfg = _config(DFQConfig, DFQ_PRESETS, a, keys, lambda: "demo" if a.model in (None, "demo_net") else "quick")
     metrics = run_dfq(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     _finish_run(metrics, a)
     if not a.json:
@@ -156,17 +169,17 @@ def _add_search_generator(sub) -> None:
 
 
 def _cmd_search_generator(a: argparse.Namespace) -> dict:
-    from .config import GENERATOR_SEARCH_PRESETS, GeneratorSearchConfig, resolve
+    from .config import GENERATOR_SEARCH_PRESETS, GeneratorSearchConfig
     from .dfq.generator_choice import run_generator_search
 
-    preset = a.preset or ("demo" if a.model in (None, "demo_net") else "quick")
     keys = ("model", "weights", "order", "batch_size", "epochs", "steps_per_epoch", "channels", "precision", "seed",
             "device")
-    cfg = resolve(GeneratorSearchConfig, GENERATOR_SEARCH_PRESETS, preset, {k: getattr(a, k) for k in keys})
+    cfg = _config(GeneratorSearchConfig, GENERATOR_SEARCH_PRESETS, a, keys,
+                  lambda: "demo" if a.model in (None, "demo_net") else "quick")
     m = run_generator_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     _finish_run(m, a)
     if not a.json:
-        print(f"generator search for {cfg.model} ({preset} preset, order {cfg.order}): {m['steps']} steps")
+        print(f"generator search for {cfg.model} ({cfg.preset} preset, order {cfg.order}): {m['steps']} steps")
         print(f"  L_r {m['lr_first']:.4g} (epoch 1) -> {m['lr_last']:.4g} (epoch {m['epochs']}), BNS {m['bns_last']:.4g}")
         print(f"  {m['seconds_per_step']:.3g} s/step, peak RSS {m['peak_rss_mb']:.0f} MiB, {m['seconds']:.1f} s")
         print(f"  genotype {m['genotype']}; use it with `nascomp dfq --generator {m['genotype']}`")
@@ -393,16 +406,16 @@ def _add_nasb(sub) -> None:
 
 
 def _nasb_preset(a: argparse.Namespace) -> str:
-    return a.preset or ("demo" if a.data in (None, "demo") else "quick")
+    return "demo" if a.data in (None, "demo") else "quick"
 
 
 def _cmd_nasb_search(a: argparse.Namespace) -> dict:
-    from .config import NASB_SEARCH_PRESETS, NASBSearchConfig, resolve
+    from .config import NASB_SEARCH_PRESETS, NASBSearchConfig
     from .nasb import run_search
 
     keys = ("data", "order", "relaxation", "max_parameter_free", "channels", "layers", "subset", "epochs", "batch_size", "plot", "seed",
             "device", "bases", "precision")
-    cfg = resolve(NASBSearchConfig, NASB_SEARCH_PRESETS, _nasb_preset(a), {k: getattr(a, k) for k in keys})
+    cfg = _config(NASBSearchConfig, NASB_SEARCH_PRESETS, a, keys, lambda: _nasb_preset(a))
     m = run_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     _finish_run(m, a)
     if not a.json:
@@ -415,13 +428,13 @@ def _cmd_nasb_search(a: argparse.Namespace) -> dict:
 
 
 def _cmd_nasb_train(a: argparse.Namespace) -> dict:
-    from .config import NASB_TRAIN_PRESETS, NASBTrainConfig, resolve
+    from .config import NASB_TRAIN_PRESETS, NASBTrainConfig
     from .nasb import run_train
 
     keys = ("genotype", "model", "data", "eval_data", "stages", "teacher", "teacher_weights", "lr", "lr_schedule",
             "stage1_act", "channels", "layers", "epochs", "batch_size", "subset", "eval_subset", "seed", "device", "bases",
             "precision")
-    cfg = resolve(NASBTrainConfig, NASB_TRAIN_PRESETS, _nasb_preset(a), {k: getattr(a, k) for k in keys})
+    cfg = _config(NASBTrainConfig, NASB_TRAIN_PRESETS, a, keys, lambda: _nasb_preset(a))
     m = run_train(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     _finish_run(m, a)
     if not a.json:

@@ -1,7 +1,8 @@
 """Pipeline configs: one dataclass per pipeline, presets, YAML round trip.
 
 A preset fills every field it names; options given on the command line override it. The resolved config
-is written into the run folder, and ``--resume`` refuses a run folder whose config differs.
+is written into the run folder; ``--resume`` takes the run's own config from there, and refuses an option given
+again with another value.
 """
 
 from __future__ import annotations
@@ -91,6 +92,17 @@ def resolve(cls: type, presets: dict[str, dict[str, Any]], preset: str, override
     if unknown:
         raise ConfigError(f"unknown option(s) {', '.join(sorted(unknown))} for {cls.__name__}")
     values = {**presets[preset], **{k: v for k, v in overrides.items() if v is not None}, "preset": preset}
+    return check_ranges(replace(cls(), **values))
+
+
+def resume_config(cls: type, saved: dict[str, Any], preset: str | None, overrides: dict[str, Any]) -> Any:
+    """The config of a run being resumed: the run's own ``config.yaml`` (``saved``), then every override that is
+    not None (and ``preset`` when given). A resume so needs no option repeated, and an option given with another
+    value than the run's is still refused by ``RunDir.resume``, in one line that names it."""
+    known = {f.name for f in fields(cls)}
+    values = {**{k: v for k, v in saved.items() if k in known}, **{k: v for k, v in overrides.items() if v is not None}}
+    if preset is not None:
+        values["preset"] = preset
     return check_ranges(replace(cls(), **values))
 
 

@@ -90,23 +90,13 @@ class RunDir:
         """Reopen the run folder ``path`` for ``config``; a key its config.yaml lacks (an option added since it
         was written) matches when ``config`` holds that option's value in ``defaults``."""
         path = Path(path)
-        if not (path / RUN_MARKER).is_file() or not (path / "config.yaml").is_file():
-            raise RunDirError(f"--resume {path}: no run folder of nascomp there (no {RUN_MARKER} marker); pass a "
-                              "folder a run of this version created")
-        try:
-            saved = yaml.safe_load((path / "config.yaml").read_text()) or {}
-        except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
-            raise RunDirError(f"--resume {path}: its config.yaml cannot be read ({type(e).__name__}); "
-                              "start a new --out") from None
-        if not isinstance(saved, dict):
-            raise RunDirError(f"--resume {path}: its config.yaml is not a mapping; start a new --out")
-        saved = {**(defaults or {}), **saved}
+        saved = {**(defaults or {}), **saved_config(path)}
         diff = sorted(k for k in set(saved) | set(config)
                       if k not in RESUME_MAY_CHANGE and saved.get(k) != config.get(k))
         if diff:
             k = diff[0]
             raise RunDirError(f"--resume {path}: that run used another config ({k}: {saved.get(k)!r} there, "
-                              f"{config.get(k)!r} now); resume with the same options or start a new --out")
+                              f"{config.get(k)!r} now); drop that option (--resume alone takes the run's own) or start a new --out")
         remove_orphans(path)
         run = cls(path)
         run._open_log()
@@ -174,6 +164,23 @@ class RunDir:
         if not isinstance(ckpt, dict):
             raise CheckpointError(f"--resume {self.path}: checkpoint.pt is not a nascomp checkpoint; start a new --out")
         return ckpt
+
+
+def saved_config(path: str | Path) -> dict:
+    """The resolved config a run folder was started with (its ``config.yaml``); one line when ``path`` holds no
+    run of nascomp or its config cannot be read."""
+    path = Path(path)
+    if not (path / RUN_MARKER).is_file() or not (path / "config.yaml").is_file():
+        raise RunDirError(f"--resume {path}: no run folder of nascomp there (no {RUN_MARKER} marker); pass a "
+                          "folder a run of this version created")
+    try:
+        saved = yaml.safe_load((path / "config.yaml").read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
+        raise RunDirError(f"--resume {path}: its config.yaml cannot be read ({type(e).__name__}); "
+                          "start a new --out") from None
+    if not isinstance(saved, dict):
+        raise RunDirError(f"--resume {path}: its config.yaml is not a mapping; start a new --out")
+    return saved
 
 
 def _finite(data: Any) -> Any:
