@@ -15,6 +15,10 @@ from typing import Any
 import torch
 import yaml
 
+from nascomp.dfq.pipeline import direct_settings
+from nascomp.recon import OPTIMISED_SOURCES
+from nascomp.recon.genie import GENERATOR_LR_RATIO
+
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 SHARED = Path(os.environ.get("NASCOMP_SHARED") or Path(__file__).resolve().parents[2] / "shared")  # ../shared
 HEADER = "# Benchmarks\n\nEvery figure here was produced by the command shown above its table (scripts in `benchmarks/`).\n"
@@ -107,7 +111,7 @@ def dfq_budget(cfg: Any) -> str:
         held += refine_budget(cfg)
         kd = (f", {cfg.epochs} KD epochs on {kd_data} at lr {cfg.student_lr} ({cfg.lr_schedule}), student loss "
               f"{kd_terms(cfg)}") if getattr(cfg, "method", "kd") != "recon" else ""
-        images = (f"a calibration set of {direct_budget(cfg)}" if cfg.generator == "direct"
+        images = (f"a calibration set of {direct_budget(cfg)}" if cfg.generator in OPTIMISED_SOURCES
                   else f"{cfg.calib_size} Gaussian-noise calibration images" if cfg.generator == "noise"
                   else f"generator {cfg.gen_steps} steps at batch {cfg.batch_size}, {cfg.calib_size} generated "
                        "calibration images")
@@ -118,10 +122,13 @@ def dfq_budget(cfg: Any) -> str:
 
 
 def direct_budget(cfg: Any) -> str:
-    """The image budget of the ``direct`` source (images optimised pixel by pixel)."""
-    count = cfg.calib_size + cfg.holdout_size
-    return (f"{count} images optimised directly (nascomp.recon.direct) in batches of {cfg.batch_size}, "
-            f"{cfg.direct_steps} Adam steps each at lr {cfg.direct_lr} (cosine), jitter {cfg.direct_jitter} px + flips")
+    """The image budget of an optimised source: ``direct`` (pixel by pixel) or ``genie`` (Genie-D latents)."""
+    count, s = cfg.calib_size + cfg.holdout_size, direct_settings(cfg)
+    how = ("as Genie-D latents and a generator per batch (nascomp.recon.genie)" if s.parameterisation == "latent"
+           else "directly (nascomp.recon.direct)")
+    lr = f"{s.lr} (latents; generator {s.lr * GENERATOR_LR_RATIO:g})" if s.parameterisation == "latent" else s.lr
+    return (f"{count} images optimised {how} in batches of {cfg.batch_size}, {s.steps} Adam steps each at lr {lr} "
+            f"(cosine), jitter {s.jitter} px + flips")
 
 
 def refine_budget(cfg: Any) -> str:

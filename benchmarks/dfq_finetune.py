@@ -44,6 +44,7 @@ from common import (
 from nascomp.config import DFQConfig
 from nascomp.dfq.pipeline import IMAGE_FIELDS, DFQRun
 from nascomp.engine import evaluate
+from nascomp.recon import OPTIMISED_SOURCES
 
 TITLE = "KD fine-tune settings on the same trained generators (CIFAR-10, ResNet-20, W4A4)"
 
@@ -167,7 +168,7 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
     recon = {name: recon_budget(replace(base, **variants[name])) for name in variants}
     lines += [f"Variant {name}{text}." for name, text in recon.items() if text]
     lines += [f"Variant {name}: {direct_budget(replace(base, **variants[name]))}." for name in variants
-              if replace(base, **variants[name]).generator == "direct"]
+              if replace(base, **variants[name]).generator in OPTIMISED_SOURCES]
     lines += [f"Variant {name}: the generated images{refine_budget(replace(base, **variants[name]))}." for name in variants
               if refine_budget(replace(base, **variants[name]))]
     lines += [f"Variant {name}: calibrated on its source's own calibration images (`--reuse-images`, read from the "

@@ -98,9 +98,10 @@ DFQ_BUDGET_OPTIONS = (
      "per-channel steps) | uniform (calibrated grid kept)"),
     ("recon_act_quant", str, "activation quantizer learned in reconstruction: lsq (default) | uniform (calibrated range "
      "kept)"),
-    ("direct_steps", int, "--generator direct: Adam steps per batch of optimised images (default 200)"),
-    ("direct_lr", float, "--generator direct: Adam lr of the pixels, cosine to 0 (default 0.25)"),
-    ("direct_jitter", int, "--generator direct: largest random shift per step in pixels (default 2; 0: none)"),
+    ("direct_steps", int, "--generator direct | genie: Adam steps per batch of optimised images (default 200)"),
+    ("direct_lr", float, "Adam lr, cosine to 0: of the pixels (--generator direct, default 0.25) or of the latents "
+                         "(genie, default 0.03; its generator's lr is a tenth)"),
+    ("direct_jitter", int, "--generator direct | genie: largest random shift per step in pixels (default 2; 0: none)"),
     ("refine_steps", int, "refine each generated calibration image with this many direct steps, from the "
                           "generator's image and label (default 0: none; the calibration set only, fresh KD images are not refined)"),
     ("refine_lr", float, "Adam lr of that refinement, cosine to 0 (default 0.05)"),
@@ -113,7 +114,8 @@ def _add_dfq(sub) -> None:
     p.add_argument("--weights", help="checkpoint of the full-precision model")
     p.add_argument("--data", "--eval-data", dest="data", help="evaluation data: demo, ImageFolder dir, .tar(.gz), cifar10")
     p.add_argument("--generator", help="gdfq (default) | noise (Gaussian control) | direct (images optimised "
-                   "directly for BNS + CE with jitter and flips, ZeroQ/DeepInversion style) | autorecon-<name> (published "
+                   "directly for BNS + CE with jitter and flips, ZeroQ/DeepInversion style) | genie (the same objective "
+                   "on Genie-D's latents + a small generator per batch) | autorecon-<name> (published "
                    "AutoReCon genotype, e.g. autorecon-cifar10-resnet20) | PATH/genotype.json | search (search "
                    "one first; its time is reported apart as search_seconds)")
     p.add_argument("--wbits", type=int, help="weight bits, 2..8 or 32 (default 4)")

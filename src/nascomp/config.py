@@ -21,7 +21,7 @@ class DFQConfig:
     model: str = "demo_net"
     weights: str | None = None
     data: str = "demo"  # evaluation data only: quantization never sees a real image
-    generator: str = "gdfq"  # gdfq | noise | direct | autorecon-<name> | PATH/genotype.json | search
+    generator: str = "gdfq"  # gdfq | noise | direct | genie | autorecon-<name> | PATH/genotype.json | search
     wbits: int = 4
     abits: int = 4
     first_last_bits: int | None = None  # None: GDFQ's protocol (all layers alike); 8: BRECQ/Genie's first/last layers
@@ -60,8 +60,8 @@ class DFQConfig:
     recon_drop: float = 0.5  # QDrop: probability that an activation element stays full precision (0: BRECQ)
     recon_weight_quant: str = "adaround"  # weight quantizer learned in reconstruction: adaround | lsq | uniform
     recon_act_quant: str = "lsq"  # activation quantizer learned in reconstruction: lsq | uniform
-    direct_steps: int = 200  # --generator direct: Adam steps per batch of optimised images
-    direct_lr: float = 0.25  # --generator direct: Adam lr of the pixels (cosine to 0 over the steps)
+    direct_steps: int = 200  # --generator direct | genie: Adam steps per batch of optimised images
+    direct_lr: float | None = None  # Adam lr (cosine to 0) of the pixels (direct; None: 0.25) or latents (genie; 0.03)
     direct_jitter: int = 2  # --generator direct: largest random circular shift per step, in pixels (0: none)
     refine_steps: int = 0  # a generator's calibration images then take this many direct steps each (0: none)
     refine_lr: float = 0.05  # Adam lr of that refinement (cosine to 0; jitter as direct_jitter)

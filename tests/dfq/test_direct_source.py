@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from interrupt import interrupted
 from nascomp.cli import main
@@ -17,17 +18,33 @@ def _cfg(**kw) -> DFQConfig:
     return resolve(DFQConfig, DFQ_PRESETS, "demo", {**TINY, **kw})
 
 
-def test_dfq_generator_direct_runs_end_to_end_on_the_demo(tmp_path, capsys):
+@pytest.mark.parametrize("generator,how", [("direct", "directly"), ("genie", "Genie-D")])
+def test_dfq_with_an_optimised_source_runs_end_to_end_on_the_demo(tmp_path, capsys, generator, how):
     out = tmp_path / "run"
-    argv = ["dfq", "--generator", "direct", "--direct-steps", "3", "--calib-size", "64", "--holdout-size", "0",
+    argv = ["dfq", "--generator", generator, "--direct-steps", "3", "--calib-size", "64", "--holdout-size", "0",
             "--batch-size", "32", "--epochs", "1", "--out", str(out), "--json", "--quiet"]
     assert main(argv) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["generator"] == "direct" and printed["dfq_top1"] == metrics["dfq_top1"] > 50
+    assert metrics["generator"] == generator and printed["dfq_top1"] == metrics["dfq_top1"] > 50
     assert "direct_step" in metrics["seconds_per_step"] and "generator_step" not in metrics["seconds_per_step"]
     assert metrics["calib_bns"] is not None
-    assert "calibration set: 64 directly optimised images (3 steps each)" in (out / "log.txt").read_text()
+    assert f"calibration set: 64 {how} optimised images (3 steps each)" in (out / "log.txt").read_text()
+
+
+def test_genie_and_direct_make_other_images_from_one_seed(tmp_path):
+    """The two sources share the objective and the steps; only the parameterisation differs."""
+    from nascomp.dfq.pipeline import DFQRun, direct_settings
+
+    assert direct_settings(_cfg(generator="genie")).lr == 0.03 and direct_settings(_cfg()).lr == 0.25
+    assert direct_settings(_cfg(generator="genie", direct_lr=0.1)).lr == 0.1
+    images = {}
+    for generator in ("direct", "genie"):
+        run = DFQRun(_cfg(generator=generator, method="kd", epochs=0), out=str(tmp_path / generator), quiet=True)
+        run.run()
+        images[generator] = run.calib["images"]
+    assert images["direct"].shape == images["genie"].shape == (64, *images["direct"].shape[1:])
+    assert not torch.allclose(images["direct"], images["genie"])
 
 
 @pytest.mark.parametrize("method", ["recon", "recon+kd"])
@@ -38,6 +55,7 @@ def test_the_direct_images_feed_block_reconstruction_too(tmp_path, method):
 
 @pytest.mark.parametrize("stage,source", [
     ("direct images", {}),  # optimised from noise
+    ("genie images", dict(generator="genie")),  # Genie-D latents and a generator per batch
     ("refine images", dict(generator="gdfq", gen_steps=4, refine_steps=5)),  # a generator's images refined
 ])
 def test_a_run_interrupted_inside_a_batch_of_optimised_images_resumes_to_the_same_numbers(tmp_path, monkeypatch,
@@ -55,7 +73,8 @@ def test_a_run_interrupted_inside_a_batch_of_optimised_images_resumes_to_the_sam
     (["--fresh-images"], "--no-fresh-images"), (["--direct-steps", "0"], "--direct-steps 0"),
     (["--direct-jitter", "-1"], "--direct-jitter"),
 ])
-def test_bad_direct_options_are_one_line_and_exit_2(tmp_path, capsys, argv, needle):
-    assert main(["dfq", "--generator", "direct", "--out", str(tmp_path / "r"), *argv]) == 2
+@pytest.mark.parametrize("generator", ["direct", "genie"])
+def test_bad_direct_options_are_one_line_and_exit_2(tmp_path, capsys, argv, needle, generator):
+    assert main(["dfq", "--generator", generator, "--out", str(tmp_path / "r"), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and "\n" not in err and not (tmp_path / "r").exists()

@@ -59,6 +59,9 @@ def test_the_report_gives_each_stages_mean_minutes_and_a_recon_budget_without_kd
     assert "block reconstruction 1000 iterations" in budget["quick"]
     direct = common.dfq_budget(resolve(DFQConfig, DFQ_PRESETS, "quick", dict(generator="direct", refine_steps=0)))
     assert "optimised directly" in direct and "generator" not in direct  # no generator trains for this source
+    assert "lr 0.25 (cosine)" in direct
+    genie = common.dfq_budget(resolve(DFQConfig, DFQ_PRESETS, "quick", dict(generator="genie", refine_steps=0)))
+    assert "as Genie-D latents and a generator per batch" in genie and "lr 0.03 (latents; generator 0.003)" in genie
 
 
 def test_a_variant_on_other_evaluation_data_measures_the_teacher_there(bench, tmp_path):

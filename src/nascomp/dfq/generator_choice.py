@@ -29,7 +29,7 @@ from ..recon import (
 from .sources import load_teacher
 
 SEARCH_DIR = "search"
-BUILT_IN = ("gdfq", "noise", "direct", "search")
+BUILT_IN = ("gdfq", "noise", "direct", "genie", "search")
 
 
 def search_config_for(cfg: DFQConfig) -> GeneratorSearchConfig:
@@ -46,7 +46,7 @@ def genotype_spec(spec: str) -> str:
         return str(path / "genotype.json")
     if spec.startswith("autorecon-") or spec.endswith(".json"):
         return spec
-    raise ConfigError(f"unknown generator {spec!r}; choose gdfq, noise, direct, autorecon-<name> "
+    raise ConfigError(f"unknown generator {spec!r}; choose gdfq, noise, direct, genie, autorecon-<name> "
                       f"({', '.join(published_genotypes())}), PATH/genotype.json or search")
 
 

@@ -34,7 +34,15 @@ from ..quant import check_bits, freeze_ranges, quantize_model, set_observing
 from ..quant.modules import bits_by_layer, describe_protocol, parse_layer_bits, protocol_bits
 from ..quant.reconstruct import ReconSettings, capture, reconstruct_unit, reconstruction_units
 from ..quant.registry import quantizer_class
-from ..recon import BNStatistics, DirectOptimizer, DirectSettings, freeze_teacher, generator_step
+from ..recon import (
+    OPTIMISED_SOURCES,
+    PARAMETERISATIONS,
+    BNStatistics,
+    DirectOptimizer,
+    DirectSettings,
+    freeze_teacher,
+    generator_step,
+)
 from ..recon.bns import batchnorm_layers
 from ..recon.objective import BNS_WEIGHT
 from .generator_choice import check_generator, search_seconds
@@ -95,7 +103,7 @@ class DFQRun(Run):
         self.student_opt = student_optimizer(self.student, cfg)
         self._student_replica: nn.Module | None = None
         self.units = reconstruction_units(self.student)
-        self.direct = self._direct_optimizer() if cfg.generator == "direct" or cfg.refine_steps else None
+        self.direct = self._direct_optimizer() if cfg.generator in OPTIMISED_SOURCES or cfg.refine_steps else None
         self.calib: dict[str, torch.Tensor] = {}
         self.selected: dict[str, torch.Tensor] | None = None  # student state chosen on held-out generated images
 
@@ -176,18 +184,17 @@ class DFQRun(Run):
         cfg = self.cfg
         batches = -(-(cfg.calib_size + cfg.holdout_size) // cfg.batch_size)
         optimise = ([] if self.direct is None else
-                    [Stage("refine images" if cfg.refine_steps else "direct images",
+                    [Stage("refine images" if cfg.refine_steps else f"{cfg.generator} images",
                            batches * self.direct.settings.steps, self._direct_step, end=self._end_direct,
                            record=False, checkpoint_every=DIRECT_CHECKPOINT_EVERY, unit="step")])
-        if cfg.generator == "direct":
+        if cfg.generator in OPTIMISED_SOURCES:
             return optimise
         return [Stage("calibration set", 1, self._draw_calibration_set, record=False, unit="pass"), *optimise]
 
     def _direct_optimizer(self) -> DirectOptimizer:
-        cfg, mcfg = self.cfg, self.teacher.default_cfg
-        steps, lr = (cfg.refine_steps, cfg.refine_lr) if cfg.refine_steps else (cfg.direct_steps, cfg.direct_lr)
-        settings = DirectSettings(steps=steps, lr=lr, jitter=cfg.direct_jitter)
-        return DirectOptimizer(self.teacher, self.bns, mcfg.input_size, mcfg.num_classes, settings, self.device)
+        mcfg = self.teacher.default_cfg
+        return DirectOptimizer(self.teacher, self.bns, mcfg.input_size, mcfg.num_classes, direct_settings(self.cfg),
+                               self.device)
 
     def _direct_step(self, unit: int) -> dict[str, Any]:
         """Step ``unit % steps`` of image batch ``unit // steps`` (a new batch starts at step 0: from noise, or
@@ -222,7 +229,8 @@ class DFQRun(Run):
         r.calib_lr, r.calib_bns = calib.pop("batch_L_r").mean().item(), calib.pop("batch_bns").mean().item()
         self._keep(calib["images"], calib["labels"], calib["logits"])
         how = (f"generated images refined ({refined} steps each; BNS {drawn_bns:.4g} as drawn)" if refined else
-               f"directly optimised images ({self.cfg.direct_steps} steps each)")
+               f"{'Genie-D' if self.cfg.generator == 'genie' else 'directly'} optimised images "
+               f"({self.cfg.direct_steps} steps each)")
         self.log(f"calibration set: {self.cfg.calib_size} {how}, L_r {r.calib_lr:.4g}, BNS {r.calib_bns:.4g}")
 
     def _keep(self, images: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor) -> None:
@@ -437,15 +445,26 @@ def check_config(cfg: DFQConfig) -> DFQConfig:
     if cfg.batch_size < 2:
         raise ConfigError(f"batch_size={cfg.batch_size}: BN statistics need a batch of at least 2")
     check_generator(cfg.generator)
-    if cfg.generator == "direct" and cfg.schedule != "calibset":
-        raise ConfigError("--generator direct optimises a fixed calibration set: use --schedule calibset")
-    if cfg.generator == "direct" and cfg.fresh_images and cfg.method != "recon":
-        raise ConfigError("--generator direct cannot draw fresh images for each KD epoch (each image costs "
+    optimised = cfg.generator in OPTIMISED_SOURCES
+    if optimised and cfg.schedule != "calibset":
+        raise ConfigError(f"--generator {cfg.generator} optimises a fixed calibration set: use --schedule calibset")
+    if optimised and cfg.fresh_images and cfg.method != "recon":
+        raise ConfigError(f"--generator {cfg.generator} cannot draw fresh images for each KD epoch (each image costs "
                           f"{cfg.direct_steps} optimisation steps): add --no-fresh-images")
-    if cfg.refine_steps and (cfg.generator == "direct" or cfg.schedule != "calibset"):
+    if cfg.refine_steps and (optimised or cfg.schedule != "calibset"):
         raise ConfigError("--refine-steps refines the generated calibration set of the calibset schedule: use a "
-                          "generator (not direct) with --schedule calibset, or --refine-steps 0")
+                          f"generator (not {cfg.generator}) with --schedule calibset, or --refine-steps 0")
     return cfg
+
+
+def direct_settings(cfg: DFQConfig) -> DirectSettings:
+    """The image optimisation of ``--generator direct | genie``, or of ``--refine-steps`` (the generated pixels
+    move), with each parameterisation's default lr where ``--direct-lr`` is not given."""
+    form = OPTIMISED_SOURCES.get(cfg.generator, "pixels")
+    if cfg.refine_steps:
+        return DirectSettings(steps=cfg.refine_steps, lr=cfg.refine_lr, jitter=cfg.direct_jitter)
+    return DirectSettings(steps=cfg.direct_steps, lr=cfg.direct_lr or PARAMETERISATIONS[form], jitter=cfg.direct_jitter,
+                          parameterisation=form)
 
 
 def run_dfq(cfg: DFQConfig, out: str | None = None, force: bool = False, resume: str | None = None,

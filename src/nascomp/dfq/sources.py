@@ -10,7 +10,7 @@ from ..config import DFQConfig
 from ..data import ImageBatches, ImageSet, open_images
 from ..errors import ConfigError
 from ..models import ModelCfg, create_model
-from ..recon import DirectImages, GaussianNoise, GDFQGenerator, ImageSource
+from ..recon import OPTIMISED_SOURCES, DirectImages, GaussianNoise, GDFQGenerator, ImageSource
 
 
 def load_teacher(cfg: DFQConfig) -> nn.Module:
@@ -60,8 +60,9 @@ def default_eval_batch(input_size: tuple[int, int, int], pixels: int = 2**21) ->
 
 def build_generator(cfg: DFQConfig, teacher: nn.Module, workdir: Path | None = None,
                     quiet: bool = True) -> ImageSource:
-    """``--generator``: ``gdfq`` (GDFQ's generator), ``noise`` (Gaussian control), ``direct`` (images optimised
-    directly, :mod:`nascomp.recon.direct`; nothing to train here), ``autorecon-<name>`` (a
+    """``--generator``: ``gdfq`` (GDFQ's generator), ``noise`` (Gaussian control), ``direct`` or ``genie`` (images
+    optimised pixel by pixel or as Genie-D latents, :mod:`nascomp.recon.direct`; nothing to train here),
+    ``autorecon-<name>`` (a
     published AutoReCon genotype), ``PATH/genotype.json`` (a searched one) or ``search`` (search one first, in
     ``<workdir>/search``; see :mod:`.generator_choice`)."""
     from . import generator_choice  # it imports load_teacher from here
@@ -71,7 +72,7 @@ def build_generator(cfg: DFQConfig, teacher: nn.Module, workdir: Path | None = N
         return GDFQGenerator(mcfg.num_classes, mcfg.input_size)
     if cfg.generator == "noise":
         return GaussianNoise(mcfg.num_classes, mcfg.input_size)
-    if cfg.generator == "direct":
+    if cfg.generator in OPTIMISED_SOURCES:
         return DirectImages(mcfg.num_classes, mcfg.input_size)
     if cfg.generator == "search":
         if workdir is None:

@@ -41,8 +41,11 @@ optimises its latents and generator per batch toward the same statistics; here t
 DeepInversion). The generator's images start near the statistics (BNS about 1.5 on the ResNet-20), so a few steps
 at a small lr finish what its shared weights could not fit for each batch.
 
-Every random draw (initial images, shifts, flips) is made by the CPU generator, so one seed gives the same images
-on a CPU and a GPU (up to the device's arithmetic).
+``--generator genie`` optimises the same objective with the same steps, but each batch is parameterised as
+Genie-D's latents plus a small per-batch generator, X = G_b(z_b) (:mod:`.genie`), instead of free pixels.
+
+Every random draw (initial images, latents, generator weights, shifts, flips) is made by the CPU generator, so one
+seed gives the same images on a CPU and a GPU (up to the device's arithmetic).
 """
 
 from __future__ import annotations
@@ -56,23 +59,43 @@ from torch import nn
 
 from .bns import BNStatistics
 from .generators import ImageSource
+from .genie import LatentBatch
+
+# the optimised image sources (``--generator``) and how each parameterises a batch, with its default Adam lr
+PARAMETERISATIONS = {"pixels": 0.25, "latent": 0.03}
+OPTIMISED_SOURCES = {"direct": "pixels", "genie": "latent"}
 
 
 @dataclass(frozen=True)
 class DirectSettings:
     steps: int = 200  # Adam steps per batch of images
-    lr: float = 0.25  # cosine to 0 over the steps
+    lr: float = 0.25  # of the pixels, or of the latents (the generator's: a tenth); cosine to 0 over the steps
+    parameterisation: str = "pixels"  # pixels (ZeroQ / DeepInversion) | latent (Genie-D: X = G_b(z_b), .genie)
     jitter: int = 2  # largest random circular shift in pixels (each axis); 0: none
     flip: bool = True  # random horizontal flip of the batch each step
     bns_weight: float = 10.0  # lambda_d (the generators use 0.1; see the module docstring)
 
 
 class DirectImages(ImageSource):
-    """``--generator direct``: a placeholder source with nothing to train; the images are optimised by
-    :class:`DirectOptimizer` (a stage of the DFQ run), not drawn from G(z, y)."""
+    """``--generator direct`` or ``genie``: a placeholder source with nothing to train; the images are optimised
+    by :class:`DirectOptimizer` (a stage of the DFQ run), not drawn from G(z, y)."""
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise RuntimeError("direct images are optimised batch by batch (DirectOptimizer), not drawn from a generator")
+
+
+class PixelBatch(nn.Module):
+    """One batch of images optimised pixel by pixel (ZeroQ, DeepInversion): ``forward()`` is X itself."""
+
+    def __init__(self, images: torch.Tensor):
+        super().__init__()
+        self.images = nn.Parameter(images)
+
+    def forward(self) -> torch.Tensor:
+        return self.images
+
+    def param_groups(self, lr: float) -> list[dict]:
+        return [{"params": [self.images], "lr": lr}]
 
 
 def balanced_labels(count: int, num_classes: int, start: int = 0) -> torch.Tensor:
@@ -93,31 +116,46 @@ def jitter_flip(images: torch.Tensor, jitter: int, flip: bool) -> torch.Tensor:
 
 
 class DirectOptimizer:
-    """Optimises one batch of images at a time; :meth:`state_dict` / :meth:`load_state_dict` hold the batch in
-    progress (images, labels, Adam state, step), so an interrupted run resumes inside a batch."""
+    """Optimises one batch of images at a time (free pixels or Genie-D latents, ``settings.parameterisation``);
+    :meth:`state_dict` / :meth:`load_state_dict` hold the batch in progress (its parameters, labels, Adam state,
+    step), so an interrupted run resumes inside a batch."""
 
     def __init__(self, teacher: nn.Module, bns: BNStatistics, image_shape: tuple[int, int, int], num_classes: int,
                  settings: DirectSettings, device: torch.device | str = "cpu"):
+        if settings.parameterisation not in PARAMETERISATIONS:
+            raise ValueError(f"unknown parameterisation {settings.parameterisation!r}; choose "
+                             f"{' or '.join(PARAMETERISATIONS)}")
         self.teacher, self.bns, self.settings, self.device = teacher, bns, settings, device
         self.image_shape, self.num_classes = tuple(image_shape), num_classes
-        self.images: torch.Tensor | None = None
+        self.batch: PixelBatch | LatentBatch | None = None
         self.labels: torch.Tensor | None = None
         self.optimizer: torch.optim.Adam | None = None
+        self.base_lrs: list[float] = []
         self.step = 0
 
     def start(self, batch_size: int, first_label: int = 0, images: torch.Tensor | None = None,
               labels: torch.Tensor | None = None) -> None:
-        """A new batch: Gaussian images N(0, 1) and balanced labels from ``first_label``, or, to refine a
-        generator's batch, ``images`` and their ``labels`` as the starting point."""
+        """A new batch with balanced labels from ``first_label``: Gaussian images N(0, 1), or fresh latents and
+        generator (``latent``); or, to refine a generator's batch, ``images`` and their ``labels`` as the
+        starting pixels."""
         if images is None:
-            images = torch.randn(batch_size, *self.image_shape)
+            batch: PixelBatch | LatentBatch = (LatentBatch(batch_size, self.image_shape)
+                                               if self.settings.parameterisation == "latent"
+                                               else PixelBatch(torch.randn(batch_size, *self.image_shape)))
             labels = balanced_labels(batch_size, self.num_classes, first_label)
+        elif self.settings.parameterisation != "pixels":
+            raise ValueError("only a pixel batch starts from given images")
         elif labels is None or len(labels) != len(images):
             raise ValueError("refining images needs one label per image")
-        self.images = images.detach().clone().to(self.device).requires_grad_(True)
-        self.labels = labels.detach().clone().to(self.device)
-        self.optimizer = torch.optim.Adam([self.images], lr=self.settings.lr)
-        self.step = 0
+        else:
+            batch = PixelBatch(images.detach().clone())
+        self._use(batch.to(self.device), labels.detach().clone().to(self.device))
+
+    def _use(self, batch: PixelBatch | LatentBatch, labels: torch.Tensor) -> None:
+        self.batch, self.labels, self.step = batch.train(), labels, 0
+        groups = batch.param_groups(self.settings.lr)
+        self.base_lrs = [g["lr"] for g in groups]
+        self.optimizer = torch.optim.Adam(groups)
 
     def objective(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """L, CE, BNS and the teacher's logits for ``images`` (as given: no jitter)."""
@@ -129,12 +167,13 @@ class DirectOptimizer:
 
     def update(self) -> dict[str, float]:
         """One Adam step on L(J(X)) at the cosine lr of this step; returns the step's loss, CE and BNS."""
-        if self.optimizer is None or self.images is None:
+        if self.optimizer is None or self.batch is None:
             raise RuntimeError("call start() before update()")
         s = self.settings
-        for group in self.optimizer.param_groups:
-            group["lr"] = s.lr * 0.5 * (1 + math.cos(math.pi * self.step / max(s.steps, 1)))
-        loss, ce, bns, _ = self.objective(jitter_flip(self.images, s.jitter, s.flip))
+        scale = 0.5 * (1 + math.cos(math.pi * self.step / max(s.steps, 1)))
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * scale
+        loss, ce, bns, _ = self.objective(jitter_flip(self.batch(), s.jitter, s.flip))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -143,30 +182,35 @@ class DirectOptimizer:
 
     @property
     def done(self) -> bool:
-        return self.images is not None and self.step >= self.settings.steps
+        return self.batch is not None and self.step >= self.settings.steps
 
     @torch.no_grad()
     def result(self) -> dict[str, torch.Tensor | float]:
         """The batch as it stands: images, labels, the teacher's logits, and its L_r / BNS (no jitter)."""
-        images = self.images.detach().clone()
+        images = self.batch().detach().clone()
         loss, _, bns, logits = self.objective(images)
         return {"images": images, "labels": self.labels.clone(), "logits": logits.detach().float(),
                 "L_r": loss.item(), "bns": bns.item()}
 
     def state_dict(self) -> dict:
-        if self.images is None:
+        """The batch in progress: its parameters (``images``, or ``z`` and ``generator.*``), labels, step and Adam
+        state; ``{}`` between batches."""
+        if self.batch is None:
             return {}
-        return {"images": self.images.detach().cpu(), "labels": self.labels.cpu(), "step": self.step,
-                "optimizer": self.optimizer.state_dict()}
+        return {**{k: v.detach().cpu() for k, v in self.batch.state_dict().items()}, "labels": self.labels.cpu(),
+                "step": self.step, "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         if not state:
-            self.images = self.labels = self.optimizer = None
+            self.batch = self.labels = self.optimizer = None
             self.step = 0
             return
-        self.images = state["images"].to(self.device).requires_grad_(True)
-        self.labels = state["labels"].to(self.device)
-        self.optimizer = torch.optim.Adam([self.images], lr=self.settings.lr)
+        params = {k: v for k, v in state.items() if k not in ("labels", "step", "optimizer")}
+        with torch.random.fork_rng(devices=[]):  # its initial draws are overwritten: the run's stream stays as saved
+            batch = (PixelBatch(params["images"]) if "images" in params
+                     else LatentBatch(len(params["z"]), self.image_shape, params["z"].shape[1]))
+        batch.load_state_dict(params)
+        self._use(batch.to(self.device), state["labels"].to(self.device))
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
 
