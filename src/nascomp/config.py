@@ -62,7 +62,7 @@ class DFQConfig:
     recon_act_quant: str = "lsq"  # activation quantizer learned in reconstruction: lsq | uniform
     direct_steps: int = 200  # --generator direct | genie: Adam steps per batch of optimised images
     direct_lr: float | None = None  # Adam lr (cosine to 0) of the pixels (direct; None: 0.25) or latents (genie; 0.03)
-    direct_jitter: int = 2  # --generator direct: largest random circular shift per step, in pixels (0: none)
+    direct_jitter: int = 2  # --generator direct | genie: largest random circular shift per step, in pixels (0: none)
     refine_steps: int = 0  # a generator's calibration images then take this many direct steps each (0: none)
     refine_lr: float = 0.05  # Adam lr of that refinement (cosine to 0; jitter as direct_jitter)
 

@@ -79,7 +79,8 @@ def test_latent_images_are_not_pixel_images_and_one_seed_gives_one_set(demo_teac
     assert torch.equal(a, images(short)) and not torch.allclose(a, images(short, seed=1))
     assert not torch.allclose(a, images(DirectSettings(steps=3)))
     with pytest.raises(ValueError, match="unknown parameterisation"):
-        DirectOptimizer(teacher, None, (3, 32, 32), 10, DirectSettings(parameterisation="vae"))
+        DirectSettings(parameterisation="vae")
+    assert DirectSettings().lr == 0.25 and DirectSettings(parameterisation="latent").lr == 0.03
 
 
 def test_the_bns_benchmark_reports_each_source_at_its_lrs_and_marks_the_defaults(tmp_path, monkeypatch):

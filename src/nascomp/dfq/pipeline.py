@@ -36,7 +36,6 @@ from ..quant.reconstruct import ReconSettings, capture, reconstruct_unit, recons
 from ..quant.registry import quantizer_class
 from ..recon import (
     OPTIMISED_SOURCES,
-    PARAMETERISATIONS,
     BNStatistics,
     DirectOptimizer,
     DirectSettings,
@@ -460,11 +459,10 @@ def check_config(cfg: DFQConfig) -> DFQConfig:
 def direct_settings(cfg: DFQConfig) -> DirectSettings:
     """The image optimisation of ``--generator direct | genie``, or of ``--refine-steps`` (the generated pixels
     move), with each parameterisation's default lr where ``--direct-lr`` is not given."""
-    form = OPTIMISED_SOURCES.get(cfg.generator, "pixels")
     if cfg.refine_steps:
         return DirectSettings(steps=cfg.refine_steps, lr=cfg.refine_lr, jitter=cfg.direct_jitter)
-    return DirectSettings(steps=cfg.direct_steps, lr=cfg.direct_lr or PARAMETERISATIONS[form], jitter=cfg.direct_jitter,
-                          parameterisation=form)
+    return DirectSettings(steps=cfg.direct_steps, lr=cfg.direct_lr, jitter=cfg.direct_jitter,
+                          parameterisation=OPTIMISED_SOURCES.get(cfg.generator, "pixels"))
 
 
 def run_dfq(cfg: DFQConfig, out: str | None = None, force: bool = False, resume: str | None = None,

@@ -62,9 +62,8 @@ def build_generator(cfg: DFQConfig, teacher: nn.Module, workdir: Path | None = N
                     quiet: bool = True) -> ImageSource:
     """``--generator``: ``gdfq`` (GDFQ's generator), ``noise`` (Gaussian control), ``direct`` or ``genie`` (images
     optimised pixel by pixel or as Genie-D latents, :mod:`nascomp.recon.direct`; nothing to train here),
-    ``autorecon-<name>`` (a
-    published AutoReCon genotype), ``PATH/genotype.json`` (a searched one) or ``search`` (search one first, in
-    ``<workdir>/search``; see :mod:`.generator_choice`)."""
+    ``autorecon-<name>`` (a published AutoReCon genotype), ``PATH/genotype.json`` (a searched one) or ``search``
+    (search one first, in ``<workdir>/search``; see :mod:`.generator_choice`)."""
     from . import generator_choice  # it imports load_teacher from here
 
     mcfg = teacher.default_cfg

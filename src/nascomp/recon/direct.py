@@ -69,11 +69,19 @@ OPTIMISED_SOURCES = {"direct": "pixels", "genie": "latent"}
 @dataclass(frozen=True)
 class DirectSettings:
     steps: int = 200  # Adam steps per batch of images
-    lr: float = 0.25  # of the pixels, or of the latents (the generator's: a tenth); cosine to 0 over the steps
+    lr: float | None = None  # of the pixels or of the latents (the generator's: a tenth); cosine to 0 over the steps;
+    # None: the parameterisation's default (PARAMETERISATIONS)
     parameterisation: str = "pixels"  # pixels (ZeroQ / DeepInversion) | latent (Genie-D: X = G_b(z_b), .genie)
     jitter: int = 2  # largest random circular shift in pixels (each axis); 0: none
     flip: bool = True  # random horizontal flip of the batch each step
     bns_weight: float = 10.0  # lambda_d (the generators use 0.1; see the module docstring)
+
+    def __post_init__(self) -> None:
+        if self.parameterisation not in PARAMETERISATIONS:
+            raise ValueError(f"unknown parameterisation {self.parameterisation!r}; choose "
+                             f"{' or '.join(PARAMETERISATIONS)}")
+        if self.lr is None:
+            object.__setattr__(self, "lr", PARAMETERISATIONS[self.parameterisation])
 
 
 class DirectImages(ImageSource):
@@ -122,9 +130,6 @@ class DirectOptimizer:
 
     def __init__(self, teacher: nn.Module, bns: BNStatistics, image_shape: tuple[int, int, int], num_classes: int,
                  settings: DirectSettings, device: torch.device | str = "cpu"):
-        if settings.parameterisation not in PARAMETERISATIONS:
-            raise ValueError(f"unknown parameterisation {settings.parameterisation!r}; choose "
-                             f"{' or '.join(PARAMETERISATIONS)}")
         self.teacher, self.bns, self.settings, self.device = teacher, bns, settings, device
         self.image_shape, self.num_classes = tuple(image_shape), num_classes
         self.batch: PixelBatch | LatentBatch | None = None
