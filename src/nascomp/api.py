@@ -52,20 +52,22 @@ def _user_model(model: nn.Module, mean, std, input_size, num_classes: int) -> tu
     return name, template
 
 
-def quantize(model: nn.Module, *, mean, std, input_size, num_classes: int, data: str, wbits: int = 4,
-             abits: int = 4, preset: str = "quick", seed: int = 0, out: str | Path | None = None,
-             resume: str | Path | None = None, force: bool = False, quiet: bool = True,
-             keep_checkpoint: bool = False, **options: Any) -> DFQResult:
+def quantize(model: nn.Module, *, mean, std, input_size, num_classes: int, data: str | None = None,
+             wbits: int | None = None, abits: int | None = None, preset: str | None = None, seed: int | None = None,
+             out: str | Path | None = None, resume: str | Path | None = None, force: bool = False,
+             quiet: bool = True, keep_checkpoint: bool = False, **options: Any) -> DFQResult:
     """Quantize ``model`` to W``wbits``A``abits`` without its training data and return the result.
 
     ``mean``/``std``/``input_size`` are the normalisation and (C, H, W) input the model was trained with;
     ``data`` the labelled evaluation images of its task (ImageFolder, archive; accuracy is reported on it,
     nothing is trained on it); ``options`` any other field of :class:`nascomp.config.DFQConfig`
-    (``method="recon+kd"``, ``generator="direct"``, ``first_last_bits=8``, ...). ``resume`` continues an
-    interrupted run (give the same model again). As after the CLI's run, the folder gets its ``report.md`` and
-    the resume checkpoint is removed unless ``keep_checkpoint``.
+    (``method="recon+kd"``, ``generator="direct"``, ``first_last_bits=8``, ...). Without ``resume``, ``data`` is
+    required and the rest defaults to ``preset="quick"``, W4A4, ``seed=0``. ``resume`` (a run folder) continues an
+    interrupted run: give the same model (and its ``mean``/``std``/``input_size``/``num_classes``) again; every
+    other setting is read from the run's ``config.yaml``, and one given again must equal the run's. As after the
+    CLI's run, the folder gets its ``report.md`` and the resume checkpoint is removed unless ``keep_checkpoint``.
     """
-    from .config import DFQ_PRESETS, DFQConfig, resolve
+    from .config import DFQ_PRESETS, DFQConfig, resolve, resume_config
     from .deploy.api import load_model
     from .dfq import run_dfq
     from .engine.distributed import current
@@ -75,10 +77,20 @@ def quantize(model: nn.Module, *, mean, std, input_size, num_classes: int, data:
     unknown = sorted(set(options) - fields)
     if unknown:
         raise ConfigError(f"unknown DFQ option(s) {', '.join(unknown)}; see nascomp.config.DFQConfig")
+    if resume is None and data is None:
+        raise ConfigError("nascomp.quantize needs data= (the labelled evaluation images of the model's task), "
+                          "or resume= (a run folder to continue)")
     name, template = _user_model(model, mean, std, input_size, num_classes)
     overrides = {"model": name, "weights": str(_weights_file(template)), "data": data, "wbits": wbits,
                  "abits": abits, "seed": seed, **options}
-    cfg = resolve(DFQConfig, DFQ_PRESETS, preset, overrides)
+    if resume is not None:
+        from .engine.rundir import saved_config
+
+        cfg = resume_config(DFQConfig, saved_config(resume), preset, overrides)
+    else:
+        defaults = {"wbits": 4, "abits": 4, "seed": 0}
+        cfg = resolve(DFQConfig, DFQ_PRESETS, preset or "quick",
+                      {**overrides, **{k: v for k, v in defaults.items() if overrides[k] is None}})
     metrics = run_dfq(cfg, out=None if out is None else str(out), force=force,
                       resume=None if resume is None else str(resume), quiet=quiet)
     run_dir = Path(metrics["run_dir"])
