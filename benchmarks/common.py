@@ -88,7 +88,8 @@ def parse_overrides(pairs: list[str], cls: type) -> dict[str, Any]:
             raise SystemExit(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(types)}")
         kind = str(types[key])
         try:
-            out[key] = ([int(v) for v in value.split(",") if v] if kind.startswith("list[int]")
+            out[key] = (None if value.lower() == "none" and "None" in kind
+                        else [int(v) for v in value.split(",") if v] if kind.startswith("list[int]")
                         else int(value) if kind.startswith("int") else float(value) if kind.startswith("float")
                         else value.lower() in ("1", "true", "yes") if kind.startswith("bool") else value)
         except ValueError:

@@ -116,12 +116,12 @@ def main() -> None:
         if not (s / "checkpoint.pt").is_file() or run_config(DFQConfig, s).schedule != "calibset":
             raise SystemExit(f"--sources {s}: not a finished calibset run of nascomp dfq (config.yaml + checkpoint.pt; a CLI run keeps its checkpoint with --keep-checkpoint)")
         own[s] = run_config(DFQConfig, s)
-    bases = {s: replace(cfg, **common) for s, cfg in own.items()}  # with the --set overrides
+    bases = {s: variant_config(cfg, common) for s, cfg in own.items()}  # with the --set overrides
     results: dict[tuple[str, str], list[dict]] = {}  # (variant, generator) -> one metrics dict per source
     reused: set[str] = set()  # variants that calibrated on their sources' own images
     for name, overrides in variants.items():
         for source in sources:
-            cfg = replace(bases[source], **overrides)  # a variant's own value wins over --set
+            cfg = variant_config(bases[source], overrides)  # a variant's own value wins over --set
             if args.reuse_images and same_images(cfg, own[source]):
                 reused.add(name)
             metrics = run_variant(source, cfg, Path(args.runs) / f"{name}-{source.name}", args.reuse_images)
@@ -131,6 +131,15 @@ def main() -> None:
                   f"({metrics['seconds']:.0f} s)", flush=True)
             results.setdefault((name, cfg.generator), []).append(metrics)
     print(report(args, variants, sources, bases[sources[0]], results, reused))
+
+
+def variant_config(base: DFQConfig, overrides: dict) -> DFQConfig:
+    """``base`` (a source run's config) with a variant's overrides. A variant that switches to another image
+    source without an lr of its own takes that source's default lr (``direct_lr=None``), not the lr the source run
+    saved: configs written before the lr defaulted per source hold the pixels' 0.25 even for other sources."""
+    if overrides.get("generator", base.generator) != base.generator and "direct_lr" not in overrides:
+        overrides = {**overrides, "direct_lr": None}
+    return replace(base, **overrides)
 
 
 def scored(metrics: dict) -> list[float]:
@@ -165,12 +174,12 @@ def report(args: argparse.Namespace, variants: dict, sources: list[Path], base: 
                      f"| {stage_minutes(runs)} | {mean_spread([m['seconds'] / 60 for m in runs], '.1f')} |")
     lines += ["", "Mean ± half-range over the sources of that generator (one trained generator each); same images for "
               "every variant of a source."]
-    recon = {name: recon_budget(replace(base, **variants[name])) for name in variants}
-    lines += [f"Variant {name}{text}." for name, text in recon.items() if text]
-    lines += [f"Variant {name}: {direct_budget(replace(base, **variants[name]))}." for name in variants
-              if replace(base, **variants[name]).generator in OPTIMISED_SOURCES]
-    lines += [f"Variant {name}: the generated images{refine_budget(replace(base, **variants[name]))}." for name in variants
-              if refine_budget(replace(base, **variants[name]))]
+    configs = {name: variant_config(base, overrides) for name, overrides in variants.items()}
+    lines += [f"Variant {name}{recon_budget(cfg)}." for name, cfg in configs.items() if recon_budget(cfg)]
+    lines += [f"Variant {name}: {direct_budget(cfg)}." for name, cfg in configs.items()
+              if cfg.generator in OPTIMISED_SOURCES]
+    lines += [f"Variant {name}: the generated images{refine_budget(cfg)}." for name, cfg in configs.items()
+              if refine_budget(cfg)]
     lines += [f"Variant {name}: calibrated on its source's own calibration images (`--reuse-images`, read from the "
               "source's checkpoint): no image stage of its own, its run minutes leave the images' cost to the source "
               "run." for name in variants if name in reused]

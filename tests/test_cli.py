@@ -138,6 +138,25 @@ def test_resume_takes_the_runs_own_config_so_no_option_is_repeated(tmp_path, cap
     assert reproducible(resumed) == reproducible(full)
 
 
+def test_resume_of_another_commands_run_names_the_command_that_continues_it(tmp_path, capsys):
+    assert main(["dfq", "--out", str(tmp_path / "cut"), "--stop-after", "1e-9", *TINY]) == 3
+    capsys.readouterr()
+    for command in (["nasb", "train"], ["nasb", "search"], ["search-generator"]):
+        line = _error_line(capsys, [*command, "--resume", str(tmp_path / "cut"), "--quiet"])
+        assert f"holds a dfq run, not a {'-'.join(command)} run; continue it with nascomp dfq --resume" in line
+
+
+def test_resume_leaves_the_device_to_this_machine_and_keeps_every_other_setting():
+    """A run started with --device cuda continues on whatever machine resumes it (the class default unless
+    --device is given again); every other saved setting is kept."""
+    from nascomp.config import DFQConfig, resume_config
+
+    saved = {"device": "cuda", "wbits": 3, "quiet": True}
+    assert resume_config(DFQConfig, saved, None, {"device": None}).device == DFQConfig().device
+    assert resume_config(DFQConfig, saved, None, {"device": "cpu"}).device == "cpu"
+    assert resume_config(DFQConfig, saved, None, {}).wbits == 3 != DFQConfig().wbits
+
+
 def test_precision_reaches_the_generator_and_a_bad_one_is_one_line(tmp_path, capsys):
     assert "precision" in _error_line(capsys, ["dfq", "--out", str(tmp_path / "x"), "--precision", "fp8", *TINY])
     assert not (tmp_path / "x").exists()

@@ -84,9 +84,10 @@ def quantize(model: nn.Module, *, mean, std, input_size, num_classes: int, data:
     overrides = {"model": name, "weights": str(_weights_file(template)), "data": data, "wbits": wbits,
                  "abits": abits, "seed": seed, **options}
     if resume is not None:
+        from .dfq.pipeline import DFQRun
         from .engine.rundir import saved_config
 
-        cfg = resume_config(DFQConfig, saved_config(resume), preset, overrides)
+        cfg = resume_config(DFQConfig, saved_config(resume, DFQRun.job), preset, overrides)
     else:
         defaults = {"wbits": 4, "abits": 4, "seed": 0}
         cfg = resolve(DFQConfig, DFQ_PRESETS, preset or "quick",

@@ -55,16 +55,18 @@ def _finish_run(metrics: dict, a: argparse.Namespace) -> None:
         finish_run(metrics["run_dir"], keep_checkpoint=a.keep_checkpoint)
 
 
-def _config(cls: type, presets: dict, a: argparse.Namespace, keys: Sequence[str], preset: Callable[[], str]) -> Any:
+def _config(cls: type, presets: dict, a: argparse.Namespace, keys: Sequence[str], preset: Callable[[], str],
+            job: str) -> Any:
     """The resolved config of a command: the preset (``--preset`` or ``preset()``) with the options given on top;
-    with ``--resume`` the run folder's own config takes the preset's place, so no option needs repeating."""
+    with ``--resume`` the run folder's own config (of a ``job`` run) takes the preset's place, so no option needs
+    repeating."""
     from .config import resolve, resume_config
 
     given = {k: getattr(a, k) for k in keys}
     if a.resume:
         from .engine.rundir import saved_config
 
-        return resume_config(cls, saved_config(a.resume), a.preset, given)
+        return resume_config(cls, saved_config(a.resume, job), a.preset, given)
     return resolve(cls, presets, a.preset or preset(), given)
 
 
@@ -138,10 +140,12 @@ def _add_dfq(sub) -> None:
 def _cmd_dfq(a: argparse.Namespace) -> dict:
     from .config import DFQ_PRESETS, DFQConfig
     from .dfq import run_dfq
+    from .dfq.pipeline import DFQRun
 
     keys = ("model", "weights", "data", "generator", "wbits", "abits", "layer_bits", "fresh_images", "precision", "seed",
             "device", *(name for name, _, _ in DFQ_BUDGET_OPTIONS))
-    cfg = _config(DFQConfig, DFQ_PRESETS, a, keys, lambda: "demo" if a.model in (None, "demo_net") else "quick")
+    cfg = _config(DFQConfig, DFQ_PRESETS, a, keys, lambda: "demo" if a.model in (None, "demo_net") else "quick",
+                  DFQRun.job)
     metrics = run_dfq(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     _finish_run(metrics, a)
     if not a.json:
@@ -173,11 +177,12 @@ def _add_search_generator(sub) -> None:
 def _cmd_search_generator(a: argparse.Namespace) -> dict:
     from .config import GENERATOR_SEARCH_PRESETS, GeneratorSearchConfig
     from .dfq.generator_choice import run_generator_search
+    from .recon.search import GeneratorSearch
 
     keys = ("model", "weights", "order", "batch_size", "epochs", "steps_per_epoch", "channels", "precision", "seed",
             "device")
     cfg = _config(GeneratorSearchConfig, GENERATOR_SEARCH_PRESETS, a, keys,
-                  lambda: "demo" if a.model in (None, "demo_net") else "quick")
+                  lambda: "demo" if a.model in (None, "demo_net") else "quick", GeneratorSearch.job)
     m = run_generator_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     _finish_run(m, a)
     if not a.json:
@@ -414,10 +419,11 @@ def _nasb_preset(a: argparse.Namespace) -> str:
 def _cmd_nasb_search(a: argparse.Namespace) -> dict:
     from .config import NASB_SEARCH_PRESETS, NASBSearchConfig
     from .nasb import run_search
+    from .nasb.search import NASBSearch
 
     keys = ("data", "order", "relaxation", "max_parameter_free", "channels", "layers", "subset", "epochs", "batch_size", "plot", "seed",
             "device", "bases", "precision")
-    cfg = _config(NASBSearchConfig, NASB_SEARCH_PRESETS, a, keys, lambda: _nasb_preset(a))
+    cfg = _config(NASBSearchConfig, NASB_SEARCH_PRESETS, a, keys, lambda: _nasb_preset(a), NASBSearch.job)
     m = run_search(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     _finish_run(m, a)
     if not a.json:
@@ -432,11 +438,12 @@ def _cmd_nasb_search(a: argparse.Namespace) -> dict:
 def _cmd_nasb_train(a: argparse.Namespace) -> dict:
     from .config import NASB_TRAIN_PRESETS, NASBTrainConfig
     from .nasb import run_train
+    from .nasb.train import NASBTrain
 
     keys = ("genotype", "model", "data", "eval_data", "stages", "teacher", "teacher_weights", "lr", "lr_schedule",
             "stage1_act", "channels", "layers", "epochs", "batch_size", "subset", "eval_subset", "seed", "device", "bases",
             "precision")
-    cfg = _config(NASBTrainConfig, NASB_TRAIN_PRESETS, a, keys, lambda: _nasb_preset(a))
+    cfg = _config(NASBTrainConfig, NASB_TRAIN_PRESETS, a, keys, lambda: _nasb_preset(a), NASBTrain.job)
     m = run_train(cfg, out=a.out, force=a.force, resume=a.resume, quiet=a.quiet, stop_after=a.stop_after)
     _finish_run(m, a)
     if not a.json:

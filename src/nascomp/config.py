@@ -98,8 +98,11 @@ def resolve(cls: type, presets: dict[str, dict[str, Any]], preset: str, override
 def resume_config(cls: type, saved: dict[str, Any], preset: str | None, overrides: dict[str, Any]) -> Any:
     """The config of a run being resumed: the run's own ``config.yaml`` (``saved``), then every override that is
     not None (and ``preset`` when given). A resume so needs no option repeated, and an option given with another
-    value than the run's is still refused by ``RunDir.resume``, in one line that names it."""
-    known = {f.name for f in fields(cls)}
+    value than the run's is still refused by ``RunDir.resume``, in one line that names it. Settings a resume may
+    change (the device: a run goes on on another machine) are the class defaults unless given again."""
+    from .engine.rundir import RESUME_MAY_CHANGE
+
+    known = {f.name for f in fields(cls)} - RESUME_MAY_CHANGE
     values = {**{k: v for k, v in saved.items() if k in known}, **{k: v for k, v in overrides.items() if v is not None}}
     if preset is not None:
         values["preset"] = preset

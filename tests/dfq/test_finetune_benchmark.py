@@ -111,3 +111,18 @@ def test_every_dfq_setting_is_either_an_image_setting_or_one_that_acts_after_the
                     "recon_step_lr", "recon_drop", "recon_weight_quant", "recon_act_quant"}
     assert set(IMAGE_FIELDS) | after_images == {f.name for f in fields(DFQConfig)}
     assert not set(IMAGE_FIELDS) & after_images
+
+
+def test_a_variant_that_switches_source_takes_that_sources_lr_not_the_lr_an_old_source_run_saved(bench):
+    """Source runs written before --direct-lr defaulted per source saved the pixels' 0.25; a genie variant of
+    such a source must optimise its latents at the latents' own lr, and ``--set direct_lr=none`` asks for it."""
+    from common import parse_overrides
+
+    from nascomp.dfq.pipeline import direct_settings
+
+    old_source = replace(DFQConfig(), generator="gdfq", direct_lr=0.25)
+    assert direct_settings(bench.variant_config(old_source, {"generator": "genie"})).lr == 0.03
+    assert bench.variant_config(old_source, {"generator": "genie", "direct_lr": 0.1}).direct_lr == 0.1
+    direct_source = replace(DFQConfig(), generator="direct", direct_lr=0.1)
+    assert bench.variant_config(direct_source, {"generator": "direct", "wbits": 3}).direct_lr == 0.1  # its own
+    assert parse_overrides(["direct_lr=none", "wbits=3"], DFQConfig) == {"direct_lr": None, "wbits": 3}

@@ -281,7 +281,7 @@ class Run:
             try:
                 config = to_dict(self.cfg)
                 defaults = to_dict(type(self.cfg)())  # options added after a run folder was written
-                rundir = (RunDir.resume(resume, config, defaults) if resume
+                rundir = (RunDir.resume(resume, config, defaults, self.job) if resume
                           else RunDir.create(out, self.job, config, force))
                 if resume and (rundir.path / "metrics.json").is_file() and not rundir.checkpoint_path.is_file():
                     rundir.close()

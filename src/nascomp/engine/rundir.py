@@ -33,6 +33,9 @@ from ..errors import CheckpointError, RunDirError
 
 RESUME_MAY_CHANGE = {"out", "resume", "force", "device", "json", "quiet"}
 RUN_MARKER = ".nascomp-run"
+# the command that continues a run of each job (the marker's "job")
+JOB_COMMANDS = {"dfq": "nascomp dfq", "search-generator": "nascomp search-generator",
+                "nasb-search": "nascomp nasb search", "nasb-train": "nascomp nasb train"}
 
 
 def default_run_path(job: str) -> Path:
@@ -86,11 +89,11 @@ class RunDir:
                 self.replaced = None
 
     @classmethod
-    def resume(cls, path: str | Path, config: dict, defaults: dict | None = None) -> RunDir:
-        """Reopen the run folder ``path`` for ``config``; a key its config.yaml lacks (an option added since it
-        was written) matches when ``config`` holds that option's value in ``defaults``."""
+    def resume(cls, path: str | Path, config: dict, defaults: dict | None = None, job: str | None = None) -> RunDir:
+        """Reopen the run folder ``path`` of a ``job`` run for ``config``; a key its config.yaml lacks (an option
+        added since it was written) matches when ``config`` holds that option's value in ``defaults``."""
         path = Path(path)
-        saved = {**(defaults or {}), **saved_config(path)}
+        saved = {**(defaults or {}), **saved_config(path, job)}
         diff = sorted(k for k in set(saved) | set(config)
                       if k not in RESUME_MAY_CHANGE and saved.get(k) != config.get(k))
         if diff:
@@ -166,13 +169,23 @@ class RunDir:
         return ckpt
 
 
-def saved_config(path: str | Path) -> dict:
+def saved_config(path: str | Path, job: str | None = None) -> dict:
     """The resolved config a run folder was started with (its ``config.yaml``); one line when ``path`` holds no
-    run of nascomp or its config cannot be read."""
+    run of nascomp, a run of another job than ``job`` (when given), or a config that cannot be read."""
     path = Path(path)
     if not (path / RUN_MARKER).is_file() or not (path / "config.yaml").is_file():
         raise RunDirError(f"--resume {path}: no run folder of nascomp there (no {RUN_MARKER} marker); pass a "
                           "folder a run of this version created")
+    if job is not None:
+        try:
+            found = json.loads((path / RUN_MARKER).read_text()).get("job")
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError):
+            found = None
+        if found != job:
+            hint = (f"continue it with {JOB_COMMANDS[found]} --resume {path}" if found in JOB_COMMANDS
+                    else "start a new --out")
+            raise RunDirError(f"--resume {path}: that folder holds a {found or 'unknown'} run, not a {job} run; "
+                              f"{hint}")
     try:
         saved = yaml.safe_load((path / "config.yaml").read_text()) or {}
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:

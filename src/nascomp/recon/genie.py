@@ -7,8 +7,8 @@ optimises each batch of B synthetic images not pixel by pixel but as
 
 and updates z_b and G_b's weights together with Adam on the batch-norm statistics objective. The generator
 shares structure across the batch (smooth, natural-looking images), the latents keep every image its own; both
-are thrown away once the batch is done. G_b is the GDFQ generator's body without its label embedding
-(Genie's public code, ``distill.py``):
+are thrown away once the batch is done. G_b is Genie's generator (its public code, ``distill.py``), a smaller
+cousin of GDFQ's (no label embedding, one 3 x 3 conv fewer, BatchNorm eps at its default):
 
     G(z) = BN_3(tanh(conv_{64->3}(up2(LReLU_0.2(BN(conv_{128->64}(up2(BN(reshape(W z)))))))))),
 
@@ -24,7 +24,9 @@ objective and one schedule (:mod:`.direct`): Genie's loss is BNS only (plus the 
 its augmentation is "swing convolution" (a reflect-padded random shift of at most 1 pixel before every strided
 convolution); here the objective is CE on balanced labels + 10 BNS on jittered and flipped batches, and both lrs
 follow one cosine to 0 (Genie: plateau decay for z, x0.95 every 100 steps for G). Genie runs 4,000 steps per
-batch of 128 on a GPU; CPU budgets here are far smaller: say the steps with every figure.
+batch of 128 on a GPU; CPU budgets here are far smaller: say the steps with every figure. G_b's linear layer
+grows with the image (256 x 128 x H/4 x W/4 weights: 103 M parameters at 224 px), so a checkpoint taken inside a
+batch then carries about 1.2 GB (G_b and its Adam moments) where one of a 32 px batch carries about 25 MB.
 """
 
 from __future__ import annotations
